@@ -1,0 +1,179 @@
+"""The gateway's settings, read once from the environment into one frozen, typed object.
+
+Request code never reads ``os.environ`` or ``django.conf.settings``: it gets a ``GatewayConfig``.
+Every bad value raises ``ConfigError`` naming the variable, so start-up fails loudly instead of
+the first request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit
+
+DEFAULT_UPSTREAM = "http://127.0.0.1:8007"
+MIB = 1024 * 1024
+
+# Tokens that have been published (the original project's docker-compose and docs) or that are
+# obviously placeholders; production mode refuses them.
+KNOWN_DEFAULT_TOKENS = frozenset(
+    {"vx11-local-token", "changeme", "change-me", "secret", "token", "vx11-token", "test"}
+)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTimeouts:
+    """Seconds; each network wait toward shub has its own bound."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    upstream: str = DEFAULT_UPSTREAM
+    gateway_tokens: tuple[bytes, ...] = ()
+    shub_token: str | None = None
+    timeouts: UpstreamTimeouts = UpstreamTimeouts()
+    max_connections: int = 100
+    max_body_bytes: int = 100 * MIB
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    debug: bool = False
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _text(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _text(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number of seconds") from None
+    if not number > 0 or number == float("inf"):
+        raise ConfigError(f"{name}={value!r} must be a finite number greater than 0")
+    return number
+
+
+def parse_positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _text(env, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if number <= 0:
+        raise ConfigError(f"{name}={value!r} must be greater than 0")
+    return number
+
+
+def _upstream(env: Mapping[str, str]) -> str:
+    value = _text(env, "VX11_SHUB_UPSTREAM") or DEFAULT_UPSTREAM
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"VX11_SHUB_UPSTREAM={value!r} must be an http:// or https:// URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(
+            f"VX11_SHUB_UPSTREAM={value!r} must be scheme://host[:port] only, without a path, "
+            "credentials, query or fragment"
+        )
+    try:
+        parts.port  # noqa: B018 - urlsplit validates the port lazily
+    except ValueError:
+        raise ConfigError(f"VX11_SHUB_UPSTREAM={value!r} has an invalid port") from None
+    return value.rstrip("/")
+
+
+def _gateway_tokens(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    raw = env.get("VX11_GATEWAY_TOKEN", "")
+    tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
+    for token in tokens:
+        if not token.isascii() or not token.isprintable() or " " in token:
+            raise ConfigError(
+                "VX11_GATEWAY_TOKEN holds a token with spaces or non-ASCII characters, which no "
+                "HTTP client can send in a header"
+            )
+    return tuple(t.encode("ascii") for t in tokens)
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in env.get("VX11_TRUSTED_PROXIES", "").split(","):
+        if item.strip():
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"VX11_TRUSTED_PROXIES holds {item.strip()!r}, which is not an IP address "
+                    "or network"
+                ) from None
+    return tuple(networks)
+
+
+def load_config(env: Mapping[str, str]) -> GatewayConfig:
+    """Parse the ``VX11_*`` variables; raise ``ConfigError`` naming the first bad one."""
+    return GatewayConfig(
+        upstream=_upstream(env),
+        gateway_tokens=_gateway_tokens(env),
+        shub_token=_text(env, "VX11_SHUB_TOKEN"),
+        timeouts=UpstreamTimeouts(
+            connect=_positive_number(env, "VX11_UPSTREAM_CONNECT_TIMEOUT", 5.0),
+            read=_positive_number(env, "VX11_UPSTREAM_READ_TIMEOUT", 30.0),
+            write=_positive_number(env, "VX11_UPSTREAM_WRITE_TIMEOUT", 30.0),
+            pool=_positive_number(env, "VX11_UPSTREAM_POOL_TIMEOUT", 5.0),
+        ),
+        max_connections=parse_positive_int(env, "VX11_UPSTREAM_MAX_CONNECTIONS", 100),
+        max_body_bytes=parse_positive_int(env, "VX11_MAX_BODY_BYTES", 100 * MIB),
+        trusted_proxies=_trusted_proxies(env),
+        debug=parse_bool(env, "DJANGO_DEBUG", False),
+    )
+
+
+def production_problems(config: GatewayConfig, secret_key: str | None) -> list[str]:
+    """What stops production mode (DEBUG off) from starting; empty when all is well."""
+    if config.debug:
+        return []
+    problems = []
+    if not secret_key:
+        problems.append("DJANGO_SECRET_KEY is not set")
+    if not config.gateway_tokens:
+        problems.append("VX11_GATEWAY_TOKEN is not set")
+    elif any(t.decode().lower() in KNOWN_DEFAULT_TOKENS for t in config.gateway_tokens):
+        problems.append("VX11_GATEWAY_TOKEN holds a published default token; choose a secret one")
+    return problems
+
+
+@cache
+def get_config() -> GatewayConfig:
+    """The process's config, built once by the settings module."""
+    from django.conf import settings
+
+    config: GatewayConfig = settings.VX11
+    return config

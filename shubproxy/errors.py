@@ -1,0 +1,111 @@
+"""Errors that carry their HTTP meaning, and the one place that renders them.
+
+    GatewayError
+    ├── BadRequest              400 bad_request
+    ├── Forbidden               403 forbidden
+    ├── PayloadTooLarge         413 payload_too_large
+    └── UpstreamError           (has a Proxy-Status, RFC 9209)
+        ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS, pool full)
+        ├── ShubTimeout         504 shub_timeout       (connect, read or write timed out)
+        └── UpstreamProtocolError 502 gateway_error    (malformed or truncated response)
+            └── UpstreamBodyError                      (broke off mid-body: connection cut)
+
+Nothing from httpx reaches a view: ``shubproxy.upstream`` translates at its boundary.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpResponse
+
+JSON = "application/json"
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "gateway_error"
+    detail = "The gateway could not handle the request."
+
+    def __init__(self, detail: str | None = None) -> None:
+        if detail is not None:
+            self.detail = detail
+        super().__init__(self.detail)
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+    detail = "The request is malformed."
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+    detail = "A valid X-VX11-GW-TOKEN header is required."
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = "gateway_error"
+    detail = "The shub service could not be used."
+    # RFC 9209 proxy error type; the translation boundary may name a more precise one.
+    proxy_error = "proxy_internal_error"
+
+    def __init__(self, detail: str | None = None, *, proxy_error: str | None = None) -> None:
+        if proxy_error is not None:
+            self.proxy_error = proxy_error
+        super().__init__(detail)
+
+    def headers(self) -> dict[str, str]:
+        return {"Proxy-Status": f'vx11-gateway; error={self.proxy_error}; details="{self.code}"'}
+
+
+class ShubUnavailable(UpstreamError):
+    status = 503
+    code = "shub_unavailable"
+    detail = "The shub service could not be reached."
+    proxy_error = "connection_refused"
+
+
+class ShubTimeout(UpstreamError):
+    status = 504
+    code = "shub_timeout"
+    detail = "The shub service did not answer in time."
+    proxy_error = "connection_timeout"
+
+
+class UpstreamProtocolError(UpstreamError):
+    status = 502
+    code = "gateway_error"
+    detail = "The shub service sent a malformed response."
+    proxy_error = "http_protocol_error"
+
+
+class UpstreamBodyError(UpstreamProtocolError):
+    """The upstream failed after the response had started: the client connection is cut."""
+
+    detail = "The shub service broke off the response body."
+
+
+def error_body(error: GatewayError, correlation_id: str) -> bytes:
+    return json.dumps(
+        {"error": error.code, "detail": error.detail, "correlation_id": correlation_id}
+    ).encode()
+
+
+def error_response(error: GatewayError, correlation_id: str) -> HttpResponse:
+    body = error_body(error, correlation_id)
+    response = HttpResponse(body, status=error.status, content_type=JSON)
+    response["Content-Length"] = str(len(body))
+    for name, value in error.headers().items():
+        response[name] = value
+    return response

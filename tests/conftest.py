@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests import servers
+
+SHUB_TOKEN = "shub-internal-token"
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    """The shub stand-in, served for real on a loopback port."""
+    with servers.standin(tmp_path_factory.mktemp("standin"), SHUB_TOKEN=SHUB_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    standin: servers.Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[servers.Server]:
+    """The gateway in production mode under uvicorn, in front of the stand-in."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    with servers.uvicorn_gateway(standin.url, tmp, VX11_SHUB_TOKEN=SHUB_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def client(gateway: servers.Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=15) as c:
+        yield c
+
+
+@pytest.fixture
+def token() -> dict[str, str]:
+    return {"X-VX11-GW-TOKEN": servers.TOKENS[0]}
+
+
+@pytest.fixture
+def upstream(standin: servers.Server) -> Iterator[httpx.Client]:
+    """A client straight to the stand-in, its request counts reset."""
+    with httpx.Client(base_url=standin.url, timeout=15) as c:
+        c.post("/__reset").raise_for_status()
+        yield c

@@ -1,0 +1,119 @@
+"""Real processes for the tests: the shub stand-in and gateways, each on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+TOKENS = ("gw-test-token-one", "gw-test-token-two")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up in {timeout}s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+@contextlib.contextmanager
+def run(
+    args: list[str], *, env: dict[str, str], ready_path: str, port: int, log: Path
+) -> Iterator[Server]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url + ready_path, process, log)
+        yield Server(url, process, log)
+    finally:
+        stop(process)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def gateway_env(upstream: str, tmp: Path, **extra: str) -> dict[str, str]:
+    """A production-mode gateway (DEBUG off), as deployed."""
+    values = {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "test-secret-key-" + "x" * 40,
+        "VX11_GATEWAY_TOKEN": ",".join(TOKENS),
+        "VX11_SHUB_UPSTREAM": upstream,
+        "DATABASE_URL": f"sqlite:///{tmp / 'gateway.sqlite3'}",
+    }
+    values.update(extra)
+    return base_env(**values)
+
+
+def uvicorn_gateway(
+    upstream: str, tmp: Path, **extra: str
+) -> contextlib.AbstractContextManager[Server]:
+    port = free_port()
+    args = [PYTHON, "-m", "uvicorn", "vx11site.asgi:application", "--port", str(port),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    log = tmp / f"gateway-{port}.log"
+    return run(
+        args, env=gateway_env(upstream, tmp, **extra), ready_path="/healthz", port=port, log=log
+    )
+
+
+def standin(tmp: Path, **extra: str) -> contextlib.AbstractContextManager[Server]:
+    port = free_port()
+    args = [PYTHON, "-m", "standin", "--port", str(port)]
+    return run(
+        args, env=base_env(**extra), ready_path="/__stats", port=port, log=tmp / "standin.log"
+    )
