@@ -170,6 +170,18 @@ def production_problems(config: GatewayConfig, secret_key: str | None) -> list[s
     return problems
 
 
+def load_checked(env: Mapping[str, str]) -> GatewayConfig:
+    """``load_config``, then refuse production mode without its secrets (``ConfigError``)."""
+    config = load_config(env)
+    if problems := production_problems(config, _text(env, "DJANGO_SECRET_KEY")):
+        raise ConfigError(
+            "production mode (DJANGO_DEBUG off) refuses to start: "
+            + "; ".join(problems)
+            + ". Set them, or set DJANGO_DEBUG=true for local development."
+        )
+    return config
+
+
 @cache
 def get_config() -> GatewayConfig:
     """The process's config, built once by the settings module."""

@@ -104,7 +104,7 @@ def uvicorn_gateway(
 ) -> contextlib.AbstractContextManager[Server]:
     port = free_port()
     args = [PYTHON, "-m", "uvicorn", "vx11site.asgi:application", "--port", str(port),
-            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+            "--no-access-log", "--log-level", "warning", "--no-proxy-headers"]  # fmt: skip
     log = tmp / f"gateway-{port}.log"
     return run(
         args, env=gateway_env(upstream, tmp, **extra), ready_path="/healthz", port=port, log=log
@@ -117,3 +117,44 @@ def standin(tmp: Path, **extra: str) -> contextlib.AbstractContextManager[Server
     return run(
         args, env=base_env(**extra), ready_path="/__stats", port=port, log=tmp / "standin.log"
     )
+
+
+def gunicorn_gateway(
+    upstream: str, tmp: Path, *, workers: int = 2, **extra: str
+) -> contextlib.AbstractContextManager[Server]:
+    """The gateway as deployed: gunicorn with ``uvicorn_worker.UvicornWorker`` workers."""
+    port = free_port()
+    env = gateway_env(upstream, tmp, WEB_CONCURRENCY=str(workers), **extra)
+    env["VX11_BIND"] = f"127.0.0.1:{port}"
+    args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "vx11site.asgi:application"]
+    log = tmp / f"gunicorn-{port}.log"
+    return run(args, env=env, ready_path="/healthz", port=port, log=log)
+
+
+@contextlib.contextmanager
+def garbage_server(reply: bytes = b"THIS IS NOT HTTP\r\n\r\n") -> Iterator[str]:
+    """A real TCP server that answers every connection with bytes that are not HTTP."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        thread.join()
+        listener.close()

@@ -1,0 +1,99 @@
+"""Settings are read once, validated, and a bad value names its variable."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from shubproxy.config import ConfigError, load_config, production_problems
+from tests import servers
+
+
+def test_defaults():
+    config = load_config({})
+    assert config.upstream == "http://127.0.0.1:8007"
+    assert config.max_body_bytes == 100 * 1024 * 1024
+    assert (config.timeouts.connect, config.timeouts.read) == (5.0, 30.0)
+    assert config.gateway_tokens == ()
+    assert not config.debug
+
+
+def test_tokens_are_comma_separated_for_rotation():
+    config = load_config({"VX11_GATEWAY_TOKEN": " old-token , new-token ,"})
+    assert config.gateway_tokens == (b"old-token", b"new-token")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VX11_SHUB_UPSTREAM", "ftp://shub"),
+        ("VX11_SHUB_UPSTREAM", "http://shub:8007/api"),
+        ("VX11_SHUB_UPSTREAM", "http://shub:99999"),
+        ("VX11_SHUB_UPSTREAM", "http://user:pw@shub"),
+        ("VX11_UPSTREAM_CONNECT_TIMEOUT", "soon"),
+        ("VX11_UPSTREAM_READ_TIMEOUT", "0"),
+        ("VX11_UPSTREAM_WRITE_TIMEOUT", "-1"),
+        ("VX11_UPSTREAM_POOL_TIMEOUT", "inf"),
+        ("VX11_UPSTREAM_MAX_CONNECTIONS", "lots"),
+        ("VX11_MAX_BODY_BYTES", "0"),
+        ("VX11_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+        ("VX11_GATEWAY_TOKEN", "has space"),
+        ("DJANGO_DEBUG", "maybe"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value})
+
+
+def test_production_needs_a_secret_key_and_a_real_token():
+    assert production_problems(load_config({}), None) == [
+        "DJANGO_SECRET_KEY is not set",
+        "VX11_GATEWAY_TOKEN is not set",
+    ]
+    published = load_config({"VX11_GATEWAY_TOKEN": "vx11-local-token"})
+    assert "published default" in production_problems(published, "k")[0]
+    assert production_problems(load_config({"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n"}), "k") == []
+    assert production_problems(load_config({"DJANGO_DEBUG": "true"}), None) == []
+
+
+def run_check(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [servers.PYTHON, "manage.py", "check"],
+        cwd=servers.ROOT,
+        env=servers.base_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_mode_refuses_to_start_naming_what_is_missing():
+    result = run_check()
+    assert result.returncode == 2
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert "VX11_GATEWAY_TOKEN is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_stops_start_up_with_a_clean_message():
+    result = run_check(DJANGO_DEBUG="true", VX11_UPSTREAM_READ_TIMEOUT="abc")
+    assert result.returncode == 2
+    assert "VX11_UPSTREAM_READ_TIMEOUT='abc' is not a number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_gunicorn_deployment_refuses_a_published_token(tmp_path, standin):
+    env = servers.gateway_env(standin.url, tmp_path, VX11_GATEWAY_TOKEN="vx11-local-token")
+    env["VX11_BIND"] = f"127.0.0.1:{servers.free_port()}"
+    result = subprocess.run(
+        [servers.PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "vx11site.asgi:application"],
+        cwd=servers.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "published default token" in result.stderr

@@ -1,0 +1,57 @@
+"""End to end: the gateway as deployed, gunicorn with two uvicorn workers, over a real socket."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import servers
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def deployed(standin, tmp_path_factory) -> Iterator[servers.Server]:
+    tmp = tmp_path_factory.mktemp("gunicorn")
+    with servers.gunicorn_gateway(standin.url, tmp, workers=2) as gw:
+        yield gw
+
+
+def test_two_uvicorn_workers_serve_the_proxy(deployed, token):
+    assert len(children(deployed.process.pid)) == 2
+    with httpx.Client(base_url=deployed.url) as c:
+        assert c.get("/shub/health").json()["module"] == "shubniggurath"
+        body = os.urandom(3 * 1024 * 1024)
+        seen = c.put("/shub/echo/e2e", content=body, headers=token).json()
+        assert seen["body_sha256"] == hashlib.sha256(body).hexdigest()
+        with c.stream("GET", "/shub/sse?events=3&delay=0.01", headers=token) as r:
+            assert [line for line in r.iter_lines() if line.startswith("data")] == [
+                "data: 0",
+                "data: 1",
+                "data: 2",
+            ]
+        assert c.get("/shub/status").status_code == 403
+
+
+def test_the_deployment_logs_json_only(deployed, token):
+    with httpx.Client(base_url=deployed.url) as c:
+        c.get("/shub/health", headers={"X-Correlation-ID": "e2e-log"})
+    lines = [line for line in deployed.log_lines() if "e2e-log" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("{")

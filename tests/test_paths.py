@@ -1,0 +1,87 @@
+"""Path validation and the public set, through the running gateway and on the function itself."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from shubproxy import paths
+from shubproxy.errors import BadRequest
+
+
+def raw_request(url: str, target: bytes, headers: bytes = b"") -> tuple[int, bytes]:
+    """Send a request target exactly as written (httpx and curl would normalise dot segments)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n" + headers + b"\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/shub/x/../health",
+        b"/shub/./health",
+        b"/shub/%2e%2e/health",
+        b"/shub/x/%2E%2e/health",
+        b"/shub/.%2e/status",
+        b"/shub/health%00",
+        b"/shub/health%2fx",
+        b"/shub/a%5Cb",
+        b"/shub//health",
+        b"/shub/a\\b",
+    ],
+)
+def test_tricky_paths_are_refused_before_auth(gateway, target):
+    status, body = raw_request(gateway.url, target)
+    assert status == 400
+    assert b'"error": "bad_request"' in body
+    assert b'"correlation_id": "' in body
+
+
+@pytest.mark.parametrize("path", ["/shub/health", "/shub/ready", "/shub/openapi.json"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_public_paths_need_no_token(client, path, method):
+    assert client.request(method, path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/shub/health/"),
+        ("GET", "/shub/HEALTH"),
+        ("GET", "/shub/health.json"),
+        ("GET", "/shub/status"),
+        ("POST", "/shub/health"),
+        ("DELETE", "/shub/ready"),
+        ("OPTIONS", "/shub/openapi.json"),
+        ("GET", "/shub/%68ealth"),
+    ],
+)
+def test_everything_else_needs_a_token(client, method, path, upstream):
+    response = client.request(method, path)
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert upstream.get("/__stats").json() == {}
+
+
+def test_query_string_does_not_change_a_public_path(client):
+    assert client.get("/shub/health?verbose=1").status_code == 200
+
+
+def test_upstream_path_strips_the_prefix_only():
+    assert paths.upstream_path(b"/shub/a/b%20c") == b"/a/b%20c"
+    assert paths.upstream_path(b"/shub/") == b"/"
+
+
+@pytest.mark.parametrize("raw", [b"/shubx/health", b"/other", b"/shub/caf\xc3\xa9", b"/shub/a b"])
+def test_upstream_path_refuses_what_is_not_under_the_prefix_or_not_encoded(raw):
+    with pytest.raises(BadRequest):
+        paths.upstream_path(raw)
