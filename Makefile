@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint standin clean
+.PHONY: run test lint standin clean redis-server
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "vx11-gateway needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -26,11 +26,28 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: lint
+test: lint redis-server
 	$(BIN)/pytest
+
+# The tests need a real Redis: the local one if it answers, else a private redis-server that
+# the suite starts itself. Install the server when it is missing and we may (root, apt).
+redis-server:
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } \
+	  || { echo "the tests need redis-server: install it (e.g. apt-get install redis-server)"; exit 1; }
 
 standin: $(VENV)/.base-installed
 	$(BIN)/python -m standin --port 8007
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache staticfiles
+
+# `make bench`: the gateway against the upstream, nginx and a FastAPI reference (bench/README.md).
+# A measurement, not a test: it exits 0 whatever the numbers. BENCH_ARGS passes options through.
+.PHONY: bench
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.dev-installed
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: $(VENV)/.dev-installed $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -28,6 +28,8 @@ PY
 fi
 
 python manage.py migrate --noinput >/dev/null
+python manage.py collectstatic --noinput >/dev/null
+python manage.py load_canon
 
 # No upstream configured: serve the bundled shub stand-in on 127.0.0.1:8007.
 pids=()
@@ -39,6 +41,23 @@ if [ -z "${VX11_SHUB_UPSTREAM:-}" ]; then
     python -m standin --host 127.0.0.1 --port 8007 &
     pids+=($!)
     echo "vx11-gateway: started the shub stand-in on http://127.0.0.1:8007 (set VX11_SHUB_UPSTREAM to use a real shub)"
+  fi
+fi
+
+# No Redis configured: the health cache needs one shared store so that a cache clear reaches
+# every worker. Start a private redis-server when one is installed; otherwise run one worker
+# on the per-process memory cache.
+if [ -z "${VX11_REDIS_URL:-}" ] && [ -z "${REDIS_URL:-}" ]; then
+  if command -v redis-server >/dev/null; then
+    redis_port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+      --logfile "" >/dev/null &
+    pids+=($!)
+    export VX11_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+    echo "vx11-gateway: started a private redis-server on 127.0.0.1:$redis_port for the health cache"
+  else
+    export WEB_CONCURRENCY=1
+    echo "vx11-gateway: no Redis (set VX11_REDIS_URL, or install redis-server): one worker, in-memory cache"
   fi
 fi
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT

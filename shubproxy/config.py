@@ -40,6 +40,18 @@ class UpstreamTimeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The health cache: which upstream answers are kept, and for how long (seconds)."""
+
+    enabled: bool = True
+    redis_url: str | None = None
+    key_prefix: str = ""
+    ttl_health: int = 60
+    ttl_ready: int = 60
+    ttl_openapi: int = 300
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     upstream: str = DEFAULT_UPSTREAM
     gateway_tokens: tuple[bytes, ...] = ()
@@ -48,6 +60,7 @@ class GatewayConfig:
     max_connections: int = 100
     max_body_bytes: int = 100 * MIB
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    cache: CacheConfig = CacheConfig()
     debug: bool = False
 
 
@@ -137,6 +150,31 @@ def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    for name in ("VX11_REDIS_URL", "REDIS_URL"):
+        if value := _text(env, name):
+            parts = urlsplit(value)
+            if parts.scheme not in {"redis", "rediss", "unix"}:
+                raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
+            try:
+                parts.port  # noqa: B018 - urlsplit validates the port lazily
+            except ValueError:
+                raise ConfigError(f"{name} has an invalid port") from None
+            return value
+    return None
+
+
+def _cache(env: Mapping[str, str]) -> CacheConfig:
+    return CacheConfig(
+        enabled=parse_bool(env, "VX11_CACHE_ENABLED", True),
+        redis_url=_redis_url(env),
+        key_prefix=env.get("VX11_CACHE_KEY_PREFIX", "").strip(),
+        ttl_health=parse_positive_int(env, "VX11_CACHE_TTL_HEALTH", 60),
+        ttl_ready=parse_positive_int(env, "VX11_CACHE_TTL_READY", 60),
+        ttl_openapi=parse_positive_int(env, "VX11_CACHE_TTL_OPENAPI", 300),
+    )
+
+
 def load_config(env: Mapping[str, str]) -> GatewayConfig:
     """Parse the ``VX11_*`` variables; raise ``ConfigError`` naming the first bad one."""
     return GatewayConfig(
@@ -152,6 +190,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         max_connections=parse_positive_int(env, "VX11_UPSTREAM_MAX_CONNECTIONS", 100),
         max_body_bytes=parse_positive_int(env, "VX11_MAX_BODY_BYTES", 100 * MIB),
         trusted_proxies=_trusted_proxies(env),
+        cache=_cache(env),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
     )
 

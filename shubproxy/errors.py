@@ -3,6 +3,8 @@
     GatewayError
     ├── BadRequest              400 bad_request
     ├── Forbidden               403 forbidden
+    ├── MethodNotAllowed        405 method_not_allowed (with Allow)
+    ├── CacheUnavailable        503 cache_unavailable  (Redis down, where failing open is wrong)
     ├── PayloadTooLarge         413 payload_too_large
     └── UpstreamError           (has a Proxy-Status, RFC 9209)
         ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS, pool full)
@@ -46,6 +48,24 @@ class Forbidden(GatewayError):
     status = 403
     code = "forbidden"
     detail = "A valid X-VX11-GW-TOKEN header is required."
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, allowed: str) -> None:
+        self.allowed = allowed
+        super().__init__(f"This path accepts {allowed} only.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed}
+
+
+class CacheUnavailable(GatewayError):
+    status = 503
+    code = "cache_unavailable"
+    detail = "The gateway's cache (Redis) could not be reached."
 
 
 class PayloadTooLarge(GatewayError):

@@ -5,42 +5,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest
 
 from . import headers, paths, upstream
+from .cache import Entry
 from .config import GatewayConfig
 from .context import RequestContext, header
 from .errors import BadRequest, UpstreamBodyError, UpstreamProtocolError
+from .responses import ProxyResponse
 
 log = logging.getLogger("vx11.proxy")
 
 # Bodies up to this size are sent in one piece; larger ones are read from Django's spool file
 # in chunks of the same size, so memory stays flat whatever the upload size.
 BODY_CHUNK = 256 * 1024
-
-
-class ProxyResponse(StreamingHttpResponse):
-    """The upstream's status and headers (repeats kept), its body streamed as it arrives."""
-
-    def __init__(self, upstream_response: httpx.Response, raw_headers: headers.Headers) -> None:
-        super().__init__(_relay(upstream_response), status=upstream_response.status_code)
-        del self["Content-Type"]  # the upstream's own, if any, is in raw_headers
-        self.raw_headers = raw_headers
-        self.upstream_response = upstream_response
-
-    def items(self) -> Any:
-        return [*super().items(), *self.raw_headers]
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        # The chunks are bytes already: hand the iterator to the server without Django's
-        # re-wrapping, so closing it (client gone) closes the upstream response at once.
-        return self._iterator  # type: ignore[attr-defined,no-any-return]
-
-    async def aclose(self) -> None:
-        await self.upstream_response.aclose()
 
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -80,12 +60,27 @@ def upstream_url(base: httpx.URL, target: bytes, query: bytes) -> httpx.URL:
     return url
 
 
+async def fetch_entry(
+    request: HttpRequest, *, target: bytes, context: RequestContext, config: GatewayConfig
+) -> Entry:
+    """The whole upstream answer to a GET of ``target`` (HEAD too: the cache needs the body)."""
+    response = await forward(request, target=target, context=context, config=config, method="GET")
+    upstream_response = response.upstream_response
+    try:
+        with upstream.translated_errors():
+            body = b"".join([chunk async for chunk in upstream_response.aiter_raw()])
+    finally:
+        await upstream_response.aclose()
+    return Entry(upstream_response.status_code, response.raw_headers, body, time.time())
+
+
 async def forward(
     request: HttpRequest,
     *,
     target: bytes,
     context: RequestContext,
     config: GatewayConfig,
+    method: str | None = None,
 ) -> ProxyResponse:
     scope = request.scope  # type: ignore[attr-defined]
     client = upstream.get_client(config)
@@ -93,7 +88,7 @@ async def forward(
     content_length, content = _body(request)
     client_address = scope["client"][0] if scope.get("client") else None
     upstream_request = httpx.Request(
-        request.method or "GET",
+        method or request.method or "GET",
         url,
         headers=headers.upstream_request_headers(
             scope["headers"],
@@ -116,4 +111,4 @@ async def forward(
     response_headers = headers.client_response_headers(
         response.headers.raw, upstream_base=config.upstream.encode(), prefix=paths.PREFIX
     )
-    return ProxyResponse(response, response_headers)
+    return ProxyResponse(_relay(response), response, response_headers)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from . import upstream
+from . import cache, upstream
 from .asgi_types import ASGIApp, Receive, Scope, Send
 from .config import GatewayConfig
 
@@ -43,5 +43,6 @@ class GatewayRouter:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await upstream.close_client()
+                await cache.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

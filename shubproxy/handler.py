@@ -28,7 +28,7 @@ from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 
 from .errors import UpstreamBodyError
-from .forward import ProxyResponse
+from .responses import ProxyResponse
 
 log = logging.getLogger("vx11.proxy")
 

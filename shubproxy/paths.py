@@ -14,6 +14,7 @@ from .errors import BadRequest
 PREFIX = b"/shub"
 PUBLIC_PATHS = frozenset({b"/shub/health", b"/shub/ready", b"/shub/openapi.json"})
 PUBLIC_METHODS = frozenset({"GET", "HEAD"})
+CACHE_CLEAR = b"/shub/cache/clear"  # served by the gateway itself, never forwarded
 
 # RFC 3986 pchar (unreserved, sub-delims, ":", "@", pct-encoded) plus "/".
 _PATH_CHARS = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*\Z")

@@ -2,28 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 
 from . import auth, forward, paths
+from .cache import Entry, get_health_cache
 from .config import get_config
-from .context import header, of_scope
-from .errors import BadRequest, GatewayError, error_response
+from .context import RequestContext, header, of_scope
+from .errors import BadRequest, GatewayError, MethodNotAllowed, error_response
 
 
 async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
-    """``/shub/<path>``, every method: validate the path, check the token, forward."""
+    """``/shub/<path>``, every method: validate the path, check the token, then clear the
+    cache, serve from it, or forward."""
     scope = request.scope  # type: ignore[attr-defined]
     context = of_scope(scope)
     config = get_config()
     try:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         target = paths.upstream_path(raw_path)
-        if not paths.is_public(raw_path, request.method or ""):
+        method = request.method or ""
+        if not paths.is_public(raw_path, method):
             auth.require_token(header(scope, auth.HEADER), config.gateway_tokens)
+        if raw_path == paths.CACHE_CLEAR:
+            return await _clear_cache(method)
+        health = get_health_cache()
+        if method in paths.PUBLIC_METHODS and raw_path in health.keys:
+
+            def fetch() -> Awaitable[Entry]:
+                return forward.fetch_entry(request, target=target, context=context, config=config)
+
+            response, context.cache = await health.serve(raw_path, fetch)
+            return response
         return await forward.forward(request, target=target, context=context, config=config)
     except GatewayError as error:
         return error_response(error, context.correlation_id)
+
+
+async def _clear_cache(method: str) -> HttpResponse:
+    if method != "POST":
+        raise MethodNotAllowed("POST")
+    deleted = await get_health_cache().clear()
+    return JsonResponse(
+        {
+            "status": "cleared",
+            "keys_deleted": deleted,
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:
@@ -31,14 +62,42 @@ async def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok"})
 
 
+def _database_ok() -> bool:
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # any driver error means "not reachable" here
+        return False
+    return True
+
+
+async def readyz(request: HttpRequest) -> HttpResponse:
+    """Database and cache reachable? The cache failing makes the gateway degraded, not unready:
+    it keeps proxying without it (fail open)."""
+    health = get_health_cache()
+    database = await sync_to_async(_database_ok)()
+    cache_ok = await health.ping()
+    status = "unavailable" if not database else "ready" if cache_ok else "degraded"
+    return JsonResponse(
+        {
+            "status": status,
+            "database": "ok" if database else "unreachable",
+            "cache": "ok" if cache_ok else "unreachable",
+            "cache_enabled": health.config.enabled,
+            "cache_backend": "redis" if health.config.redis_url else "memory",
+            "cache_failures": health.failures,
+        },
+        status=200 if database else 503,
+    )
+
+
 def _error_view(status: int, code: str, detail: str):  # type: ignore[no-untyped-def]
     error = GatewayError(detail)
     error.status, error.code = status, code
 
     def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-        scope = getattr(request, "scope", None)
-        correlation_id = of_scope(scope).correlation_id if scope else "-"
-        return error_response(error, correlation_id)
+        context: RequestContext | None = getattr(request, "scope", {}).get("vx11")
+        return error_response(error, context.correlation_id if context else "-")
 
     return view
 

@@ -28,6 +28,9 @@ ZEROS = bytes(MIB)
 
 counts: Counter[str] = Counter()
 gates: dict[str, asyncio.Semaphore] = {}
+# How /health answers; tests change it with POST /__health?status=503&delay=0.5&gzip=1.
+HEALTHY: dict[str, Any] = {"status": 200, "delay": 0.0, "gzip": False}
+health = dict(HEALTHY)
 
 OPENAPI = {
     "openapi": "3.1.0",
@@ -135,6 +138,19 @@ async def _disconnect(receive: Receive) -> None:
         pass
 
 
+async def _health(send: Send) -> None:
+    if health["delay"]:
+        await asyncio.sleep(health["delay"])
+    status = health["status"]
+    state = "ok" if status == 200 else "degraded"
+    body = _json({"status": state, "module": "shubniggurath", "version": VERSION})
+    headers = []
+    if health["gzip"]:
+        body = gzip.compress(body)
+        headers.append((b"content-encoding", b"gzip"))
+    await _send(send, status, body, headers)
+
+
 async def _download(send: Send, query: dict[str, str]) -> None:
     total = int(_num(query, "bytes", MIB))
     headers = [
@@ -156,9 +172,7 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
     method: str = scope["method"]
     query = _query(scope)
     if path == "/health":
-        await _send(
-            send, 200, _json({"status": "ok", "module": "shubniggurath", "version": VERSION})
-        )
+        await _health(send)
     elif path == "/ready":
         await _send(send, 200, _json({"ready": True, "module": "shubniggurath"}))
     elif path == "/openapi.json":
@@ -220,9 +234,14 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/__release" and method == "POST":
         gates.setdefault(query.get("gate", ""), asyncio.Semaphore(0)).release()
         await _send(send, 200, _json({"released": query.get("gate")}))
+    elif path == "/__health" and method == "POST":
+        health.update(status=int(_num(query, "status", 200)), delay=_num(query, "delay", 0))
+        health.update(gzip=query.get("gzip") == "1")
+        await _send(send, 200, _json(health))
     elif path == "/__reset" and method == "POST":
         counts.clear()
         gates.clear()
+        health.update(HEALTHY)
         await _send(send, 200, _json({"reset": True}))
     else:
         await _send(send, 404, _json({"error": "not_found", "path": path}))

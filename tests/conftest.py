@@ -44,3 +44,20 @@ def upstream(standin: servers.Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=standin.url, timeout=15) as c:
         c.post("/__reset").raise_for_status()
         yield c
+
+
+SHARED_REDIS = "redis://127.0.0.1:6379/13"  # the machine's Redis, in a DB of the tests' own
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the local one (DB 13) when it answers, else a private redis-server."""
+    if servers.redis_answers(SHARED_REDIS):
+        yield SHARED_REDIS
+        return
+    private = servers.RedisServer(tmp_path_factory.mktemp("redis"))
+    private.start()
+    try:
+        yield private.url
+    finally:
+        private.stop()

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
 # Only the site (admin, static) passes through these: /shub/ has its own handler without them.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ (the admin's CSS and JS) from the gunicorn/uvicorn processes themselves,
+    # no nginx needed. Sync-only, which is fine here: /shub/ never passes through MIDDLEWARE.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,13 +88,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The health cache (shubproxy/cache.py). With Redis: django-redis, whose async methods talk
+# redis.asyncio on the event loop. Without: a per-process memory cache, correct for one worker
+# (scripts/run.sh starts a private Redis, or runs one worker, when none is configured).
+_CACHE_COMMON = {
+    "KEY_PREFIX": VX11.cache.key_prefix,
+    "KEY_FUNCTION": "shubproxy.cache_backend.make_key",
+}
+if VX11.cache.redis_url:
+    CACHES = {
+        "default": {
+            "BACKEND": "shubproxy.cache_backend.AsyncRedisCache",
+            "LOCATION": VX11.cache.redis_url,
+            # Fail fast: a cache that does not answer in this time is skipped (fail open).
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+            **_CACHE_COMMON,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "shubproxy.cache_backend.AsyncLocMemCache", **_CACHE_COMMON}}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` puts the files WhiteNoise serves (scripts/run.sh runs it).
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {

@@ -5,6 +5,7 @@ from shubproxy import views
 
 urlpatterns = [
     path("healthz", views.healthz),
+    path("readyz", views.readyz),
     path("admin/", admin.site.urls),
     re_path(r"^shub/(?P<path>.*)\Z", views.proxy),
 ]

@@ -1,0 +1,229 @@
+"""The health cache: upstream answers of /shub/health, /shub/ready and /shub/openapi.json, kept in
+Django's cache (django-redis when configured) so that polling them costs shub almost nothing.
+
+- Only upstream 200s are stored: status, headers and body bytes, replayed exactly with ``Age``,
+  ``X-Cache`` and ``Cache-Status`` (RFC 9211).
+- Misses are coalesced: in this process, concurrent misses wait for one fill; across processes
+  and gateway instances, a lock key in the shared cache lets one of them fetch while the others
+  wait for the value to appear.
+- Cache trouble never fails a request: this module is the one place that decides to fail open.
+  After a failure the cache is skipped for ``RETRY_AFTER`` seconds, then tried again, so it
+  recovers by itself; the change of state is logged once, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .config import CacheConfig, get_config
+from .errors import CacheUnavailable
+from .responses import RawHeaders, ReplayResponse
+
+log = logging.getLogger("vx11.cache")
+
+RETRY_AFTER = 1.0  # seconds the cache is skipped after a failure
+MAX_STORED_BODY = 4 * 1024 * 1024
+LOCK_SECONDS = 10  # bound on how long another process may hold a fill; then we fetch ourselves
+POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An upstream answer, as stored and replayed."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes
+    stored_at: float
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "headers": self.headers,
+            "body": self.body,
+            "at": self.stored_at,
+        }
+
+    @property
+    def storable(self) -> bool:
+        """Only a 200 that is the same for every client: no cookie, no Vary, not private."""
+        if self.status != 200 or len(self.body) > MAX_STORED_BODY:
+            return False
+        for name, value in self.headers:
+            directives = value.lower()
+            if name in (b"set-cookie", b"vary") or (
+                name == b"cache-control" and (b"no-store" in directives or b"private" in directives)
+            ):
+                return False
+        return True
+
+    @classmethod
+    def from_cache(cls, value: Any) -> Entry | None:
+        if not isinstance(value, dict):
+            return None
+        return cls(
+            value["status"], [tuple(h) for h in value["headers"]], value["body"], value["at"]
+        )
+
+
+Fetch = Callable[[], Awaitable[Entry]]
+
+
+def cached_keys(config: CacheConfig) -> dict[bytes, tuple[str, int]]:
+    """Raw path → (cache key, TTL)."""
+    return {
+        b"/shub/health": ("shub:health", config.ttl_health),
+        b"/shub/ready": ("shub:ready", config.ttl_ready),
+        b"/shub/openapi.json": ("shub:openapi", config.ttl_openapi),
+    }
+
+
+class HealthCache:
+    def __init__(self, backend: Any, config: CacheConfig) -> None:
+        self.backend = backend
+        self.config = config
+        self.keys = cached_keys(config)
+        self.failures = 0
+        self._down_until = 0.0
+        self._fills: dict[str, asyncio.Future[Entry]] = {}
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    async def serve(self, raw_path: bytes, fetch: Fetch) -> tuple[ReplayResponse, str]:
+        """The response for a cached path, and what the cache did (HIT, MISS or BYPASS)."""
+        key, ttl = self.keys[raw_path]
+        if not self.config.enabled or not self.available:
+            detail = "disabled" if not self.config.enabled else "cache-unavailable"
+            return _replay(await fetch(), "BYPASS", ttl, detail=detail), "BYPASS"
+        if entry := await self._read(key):
+            return _replay(entry, "HIT", ttl), "HIT"
+        fill = self._fills.get(key)
+        collapsed = fill is not None
+        if fill is None:
+            fill = asyncio.ensure_future(self._fill(key, ttl, fetch))
+            self._fills[key] = fill
+            fill.add_done_callback(lambda _: self._fills.pop(key, None))
+        # Shielded: a client that goes away must not cancel the fill others are waiting for.
+        entry = await asyncio.shield(fill)
+        return _replay(entry, "MISS", ttl, collapsed=collapsed), "MISS"
+
+    async def clear(self) -> int:
+        """Delete every cached key; how many existed. Fails closed: ``CacheUnavailable``."""
+        keys = [key for key, _ in self.keys.values()]
+        deleted = int(await self.backend.adelete_many(keys))
+        self._recovered()
+        return deleted
+
+    async def ping(self) -> bool:
+        try:
+            await self.backend.aping()
+        except CacheUnavailable:
+            return False
+        return True
+
+    async def _fill(self, key: str, ttl: int, fetch: Fetch) -> Entry:
+        lock = f"lock:{key}"
+        if not await self._guard(self.backend.aadd(lock, "1", LOCK_SECONDS), default=True):
+            # Another process or gateway instance is fetching: wait for its value.
+            if entry := await self._await_other(key, lock):
+                return entry
+            return await fetch()
+        try:
+            if entry := await self._read(key):  # stored while we were taking the lock
+                return entry
+            entry = await fetch()
+            if entry.storable:
+                await self._guard(self.backend.aset(key, entry.to_cache(), ttl), default=None)
+            return entry
+        finally:
+            await self._guard(self.backend.adelete(lock), default=None)
+
+    async def _await_other(self, key: str, lock: str) -> Entry | None:
+        deadline = time.monotonic() + LOCK_SECONDS
+        while time.monotonic() < deadline and self.available:
+            await asyncio.sleep(POLL_SECONDS)
+            if entry := await self._read(key):
+                return entry
+            if await self._guard(self.backend.aget(lock), default=None) is None:
+                return await self._read(key)  # the holder finished without storing (not a 200)
+        return None
+
+    async def _read(self, key: str) -> Entry | None:
+        return Entry.from_cache(await self._guard(self.backend.aget(key), default=None))
+
+    async def _guard(self, operation: Awaitable[Any], *, default: Any) -> Any:
+        """Run a cache operation, failing open: on cache trouble, ``default``."""
+        if not self.available:
+            _close(operation)
+            return default
+        try:
+            result = await operation
+        except CacheUnavailable as exc:
+            self._failed(exc)
+            return default
+        self._recovered()
+        return result
+
+    def _failed(self, exc: CacheUnavailable) -> None:
+        self.failures += 1
+        if self.available:
+            log.warning(
+                "cache unavailable, serving without it for now",
+                extra={"cause": repr(exc.__cause__), "retry_after_s": RETRY_AFTER},
+            )
+        self._down_until = time.monotonic() + RETRY_AFTER
+
+    def _recovered(self) -> None:
+        if self._down_until:
+            self._down_until = 0.0
+            log.warning("cache available again")
+
+
+def _close(operation: Awaitable[Any]) -> None:
+    close = getattr(operation, "close", None)
+    if close is not None:
+        close()  # a coroutine never awaited must be closed, or Python warns
+
+
+def _replay(
+    entry: Entry, result: str, ttl: int, *, collapsed: bool = False, detail: str = ""
+) -> ReplayResponse:
+    response = ReplayResponse(entry.status, entry.headers, entry.body)
+    age = max(0, int(time.time() - entry.stored_at))
+    response["X-Cache"] = result
+    if result == "HIT":
+        response["Age"] = str(age)
+        status = f"vx11-gateway; hit; ttl={max(0, ttl - age)}"
+    elif result == "MISS":
+        stored = "; stored" if entry.storable else ""
+        status = f"vx11-gateway; fwd=miss{'; collapsed' if collapsed else ''}{stored}"
+        if entry.status == 200:
+            response["Age"] = str(age)
+    else:
+        status = f"vx11-gateway; fwd=bypass; detail={detail}"
+    response["Cache-Status"] = status
+    return response
+
+
+@functools.cache
+def get_health_cache() -> HealthCache:
+    """This process's health cache, on Django's ``default`` cache."""
+    from django.core.cache import caches
+
+    return HealthCache(caches["default"], get_config().cache)
+
+
+async def shutdown() -> None:
+    from django.core.cache import caches
+
+    close = getattr(caches["default"], "aclose_async", None)
+    if close is not None:
+        await close()
