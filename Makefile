@@ -26,8 +26,18 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# The canon and admin tests run once more on PostgreSQL when one answers on 127.0.0.1:5432 (CI
+# has one: trust auth, user postgres); pytest-django creates and drops the test_ database.
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
+
 test: lint redis-server
 	$(BIN)/pytest
+	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
+	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
+	  DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/test_canon.py tests/test_admin.py; \
+	else \
+	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
+	fi
 
 # The tests need a real Redis: the local one if it answers, else a private redis-server that
 # the suite starts itself. Install the server when it is missing and we may (root, apt).

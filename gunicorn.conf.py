@@ -1,20 +1,48 @@
 """gunicorn settings for the gateway. Anything here can be overridden by GUNICORN_CMD_ARGS or
-the command line; WEB_CONCURRENCY sets the number of workers (default: one per core)."""
+the command line; WEB_CONCURRENCY sets the number of workers (default: one per usable core).
+
+Signals to the master: SIGTERM drains (stop accepting, let in-flight requests and streams finish
+for up to ``graceful_timeout``, then exit); SIGHUP reloads (this file is read again, new workers
+start, the old ones drain as on SIGTERM). Neither drops a request in flight."""
 
 import os
 import sys
 
-from shubproxy.config import ConfigError, load_checked
+from shubproxy.config import ConfigError, load_checked, parse_positive_int
 
-bind = os.environ.get("VX11_BIND", "127.0.0.1:8000")
-worker_class = "uvicorn_worker.UvicornWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
-# Streams (SSE, large downloads) may run long: in-flight requests get this long to finish on
-# SIGTERM or SIGHUP before their worker is stopped.
+
+def _usable_cores() -> int:
+    # CPUs this process may run on (a container's cpuset), not every core of the host.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+try:
+    workers = parse_positive_int(os.environ, "WEB_CONCURRENCY", _usable_cores())
+except ConfigError as exc:
+    sys.exit(f"vx11-gateway: configuration error: {exc}")
+
+bind = os.environ.get("VX11_BIND", "").strip() or "127.0.0.1:8000"
+# uvicorn_worker.UvicornWorker, draining accepted connections on SIGHUP/SIGTERM (see module).
+worker_class = "vx11site.worker.DrainingUvicornWorker"
+proc_name = "vx11-gateway"
+
+# Streams (SSE, large downloads) may run long: on SIGTERM or SIGHUP, in-flight requests get this
+# long to finish before their worker is killed. A container's stop timeout must be longer
+# (docker-compose.yml: stop_grace_period 40s).
 graceful_timeout = 30
-timeout = 30
-# Longer than typical load balancer idle timeouts (60 s), so the LB closes first, never us.
+# Not a request timeout (async workers serve many requests at once; the upstream timeouts bound
+# each request): a worker whose event loop has not ticked for this long is killed and replaced.
+# A draining worker no longer ticks, so this also bounds the drain after SIGHUP: keep it equal
+# to graceful_timeout.
+timeout = graceful_timeout
+# Idle keep-alive toward clients: longer than typical load balancer idle timeouts (60 s), so the
+# balancer closes an idle connection first and never sends a request into one we are closing.
 keepalive = 75
+# Recycle each worker after this many requests (gracefully, in-flight requests finish); the
+# jitter keeps the workers from restarting all at once.
 max_requests = 50_000
 max_requests_jitter = 5_000
 # uvicorn would otherwise rewrite the client address from X-Forwarded-For sent by any local
@@ -23,6 +51,10 @@ forwarded_allow_ips = ""
 # The gateway writes its own JSON access-log line; gunicorn's would be a second, different one.
 accesslog = None
 errorlog = "-"
+# Worker heartbeats are file writes: keep them in memory, off a container's overlay filesystem.
+# (gunicorn creates each with mkstemp and unlinks it at once.)
+_SHM = "/dev/shm"  # noqa: S108
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 # Runtime control socket: unused, and one fixed path per user would collide between instances.
 control_socket_disable = True
 

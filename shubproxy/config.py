@@ -8,6 +8,7 @@ the first request.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -95,6 +96,14 @@ def _positive_number(env: Mapping[str, str], name: str, default: float) -> float
 
 
 def parse_positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole_number(env, name, default, minimum=1)
+
+
+def parse_non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole_number(env, name, default, minimum=0)
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
     value = _text(env, name)
     if value is None:
         return default
@@ -102,9 +111,57 @@ def parse_positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         number = int(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a whole number") from None
-    if number <= 0:
-        raise ConfigError(f"{name}={value!r} must be greater than 0")
+    if number < minimum:
+        raise ConfigError(f"{name}={value!r} must be {minimum} or greater")
     return number
+
+
+def parse_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Comma-separated values, blanks dropped; unset or empty gives ``default``."""
+    items = tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+    return items or default
+
+
+def parse_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of ``choices``, matched without regard to case."""
+    value = _text(env, name)
+    if value is None:
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+
+
+# Django's own deployment settings (vx11site/settings.py) are parsed here too, so that a bad
+# value stops start-up with the same kind of message.
+
+
+def parse_origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins, ``scheme://host[:port]`` (``*.`` wildcards allowed)."""
+    origins = parse_list(env, name)
+    for origin in origins:
+        parts = urlsplit(origin)
+        exact = parts.netloc and origin == f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme not in {"http", "https"} or not exact:
+            raise ConfigError(
+                f"{name} holds {origin!r}, which is not an origin such as "
+                "https://gateway.example.com (scheme and host, no path)"
+            )
+    return origins
+
+
+def parse_proxy_ssl_header(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """``HTTP_<HEADER>,<value>``: a request carrying that header value came in over HTTPS."""
+    items = parse_list(env, name)
+    if not items:
+        return None
+    if len(items) != 2 or not re.fullmatch(r"HTTP_[A-Z0-9_]+", items[0]):
+        raise ConfigError(
+            f"{name}={env[name]!r} must be HTTP_<HEADER>,<value> as Django names it, e.g. "
+            "HTTP_X_FORWARDED_PROTO,https"
+        )
+    return items[0], items[1]
 
 
 def _upstream(env: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ import httpx
 
 from .config import GatewayConfig
 from .errors import ShubTimeout, ShubUnavailable, UpstreamError, UpstreamProtocolError
+from .transport import AiohttpTransport
 
 log = logging.getLogger("vx11.upstream")
 
@@ -38,13 +39,10 @@ def build_client(config: GatewayConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=config.upstream,
         timeout=timeout_of(config),
-        limits=httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.max_connections,
-        ),
         follow_redirects=False,
         trust_env=False,
         cookies=_no_cookies(),
+        transport=AiohttpTransport(max_connections=config.max_connections),
     )
 
 
@@ -76,6 +74,11 @@ def translated_errors() -> Iterator[None]:
         raise ShubTimeout(
             "The shub service did not accept a connection in time.",
             proxy_error="connection_timeout",
+        ) from exc
+    except httpx.WriteTimeout as exc:
+        raise ShubTimeout(
+            "The shub service did not take the request body in time.",
+            proxy_error="connection_write_timeout",
         ) from exc
     except httpx.TimeoutException as exc:
         raise ShubTimeout(

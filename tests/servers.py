@@ -8,8 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,23 +133,16 @@ def gunicorn_gateway(
 
 
 @contextlib.contextmanager
-def garbage_server(reply: bytes = b"THIS IS NOT HTTP\r\n\r\n") -> Iterator[str]:
-    """A real TCP server that answers every connection with bytes that are not HTTP."""
-    import threading
-
+def _tcp_server(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A real TCP server on loopback whose accepted connections go to ``handle``."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stopping = threading.Event()
 
     def serve() -> None:
         while not stopping.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.recv(65536)
-                conn.sendall(reply)
+            with contextlib.suppress(TimeoutError):
+                handle(listener.accept()[0])
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -158,6 +152,29 @@ def garbage_server(reply: bytes = b"THIS IS NOT HTTP\r\n\r\n") -> Iterator[str]:
         stopping.set()
         thread.join()
         listener.close()
+
+
+def garbage_server(
+    reply: bytes = b"THIS IS NOT HTTP\r\n\r\n",
+) -> contextlib.AbstractContextManager[str]:
+    """Answers every connection with bytes that are not HTTP."""
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(reply)
+
+    return _tcp_server(answer)
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never reads from them or answers (until the test ends)."""
+    accepted: list[socket.socket] = []
+    with _tcp_server(accepted.append) as url:
+        yield url
+    for conn in accepted:
+        conn.close()
 
 
 class RedisServer:
@@ -192,3 +209,17 @@ def redis_answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except (redis.RedisError, OSError):
         return False
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a gunicorn master's workers), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found

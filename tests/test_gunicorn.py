@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import servers
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+from tests.servers import children
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +40,11 @@ def test_two_uvicorn_workers_serve_the_proxy(deployed, token):
 def test_the_deployment_logs_json_only(deployed, token):
     with httpx.Client(base_url=deployed.url) as c:
         c.get("/shub/health", headers={"X-Correlation-ID": "e2e-log"})
+    deadline = time.monotonic() + 5
+    while not (lines := [line for line in deployed.log_lines() if "e2e-log" in line]):
+        assert time.monotonic() < deadline, "no access-log line"
+        time.sleep(0.05)
+    time.sleep(0.2)  # a second line, if the gateway wrote one, would be there by now
     lines = [line for line in deployed.log_lines() if "e2e-log" in line]
     assert len(lines) == 1
     assert lines[0].startswith("{")

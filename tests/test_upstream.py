@@ -115,3 +115,19 @@ def test_no_upstream_failure_produces_a_500_or_a_traceback(down_gateway, broken_
     assert sorted(r.status_code for r in results) == [502, 503]
     for gw in (down_gateway, broken_gateway):
         assert "Traceback" not in gw.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def stalled_gateway(tmp_path_factory) -> Iterator[servers.Server]:
+    with servers.silent_server() as url:
+        tmp = tmp_path_factory.mktemp("stalled")
+        with servers.uvicorn_gateway(url, tmp, VX11_UPSTREAM_WRITE_TIMEOUT="0.5") as gw:
+            yield gw
+
+
+def test_upstream_that_stops_taking_the_body_is_504_write_timeout(stalled_gateway, token):
+    # 32 MiB cannot fit in the socket buffers of a peer that never reads.
+    body = iter([b"x" * 1024 * 1024] * 32)
+    with httpx.Client(base_url=stalled_gateway.url, timeout=30) as c:
+        response = c.post("/shub/upload", content=body, headers=token)
+    assert_error(response, 504, "shub_timeout", "connection_write_timeout")

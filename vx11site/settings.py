@@ -4,35 +4,67 @@ read once here; the gateway's own settings become one frozen ``GatewayConfig`` (
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import dj_database_url
 
-from shubproxy.config import ConfigError, load_checked
+from shubproxy.config import (
+    ConfigError,
+    load_checked,
+    parse_bool,
+    parse_choice,
+    parse_list,
+    parse_non_negative_int,
+    parse_origins,
+    parse_proxy_ssl_header,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # A clean message and exit status, not a traceback, for start-up and manage.py alike.
     sys.stderr.write(f"vx11-gateway: configuration error: {message}\n")
     raise SystemExit(2)
 
 
+_env = os.environ
 try:
-    VX11 = load_checked(os.environ)
+    VX11 = load_checked(_env)
+    ALLOWED_HOSTS = list(
+        parse_list(_env, "DJANGO_ALLOWED_HOSTS", ("localhost", "127.0.0.1", "[::1]"))
+    )
+    # Deployment security (`manage.py check --deploy`; README, "Deployment"). These act on the
+    # site (admin, /healthz): /shub/ has its own handler without site middleware.
+    # TLS usually ends at a load balancer: trust its X-Forwarded-Proto only when told to, since
+    # a client talking to the gateway directly could send the header itself.
+    SECURE_PROXY_SSL_HEADER = parse_proxy_ssl_header(_env, "DJANGO_SECURE_PROXY_SSL_HEADER")
+    CSRF_TRUSTED_ORIGINS = list(parse_origins(_env, "DJANGO_CSRF_TRUSTED_ORIGINS"))
+    # Off by default: the gateway itself listens on plain HTTP (load balancer, health checks,
+    # the test suite on 127.0.0.1), and the load balancer is the place that redirects.
+    SECURE_SSL_REDIRECT = parse_bool(_env, "DJANGO_SECURE_SSL_REDIRECT", False)
+    SECURE_HSTS_SECONDS = parse_non_negative_int(_env, "DJANGO_SECURE_HSTS_SECONDS", 0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = parse_bool(
+        _env, "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False
+    )
+    SECURE_HSTS_PRELOAD = parse_bool(_env, "DJANGO_SECURE_HSTS_PRELOAD", False)
+    # Session and CSRF cookies only over HTTPS, unless DEBUG (or asked not to).
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = parse_bool(
+        _env, "DJANGO_SECURE_COOKIES", not VX11.debug
+    )
+    _LOG_LEVEL = parse_choice(
+        _env, "VX11_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "INFO"
+    )
 except ConfigError as exc:
     _fail(str(exc))
 
 DEBUG = VX11.debug
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+SECRET_KEY = _env.get("DJANGO_SECRET_KEY", "").strip()
 if not SECRET_KEY:
     SECRET_KEY = "insecure-development-only-key"  # noqa: S105 - reachable only with DEBUG on
 
-ALLOWED_HOSTS = [
-    h.strip()
-    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
-    if h.strip()
-]
+# Probes (container HEALTHCHECK, load balancer) talk plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -76,10 +108,18 @@ TEMPLATES = [
     },
 ]
 
+# SQLite by default; PostgreSQL (psycopg 3) for several instances sharing one database.
+# Connections close after each request (CONN_MAX_AGE 0), as Django advises under ASGI.
+_DATABASE_URL = _env.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
 try:
-    DATABASES = {"default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+    DATABASES = {"default": dj_database_url.parse(_DATABASE_URL)}
 except ValueError as exc:
     _fail(f"DATABASE_URL is not a usable database URL ({exc})")
+if DATABASES["default"]["ENGINE"] not in {
+    "django.db.backends.sqlite3",
+    "django.db.backends.postgresql",
+}:
+    _fail("DATABASE_URL must be a sqlite:// or postgres:// URL")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -115,7 +155,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # Where `manage.py collectstatic` puts the files WhiteNoise serves (scripts/run.sh runs it).
-STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(_env.get("DJANGO_STATIC_ROOT", "").strip() or BASE_DIR / "staticfiles")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {
@@ -130,7 +170,7 @@ LOGGING = {
         }
     },
     "loggers": {
-        "vx11": {"handlers": ["stdout"], "level": os.environ.get("VX11_LOG_LEVEL", "INFO")},
+        "vx11": {"handlers": ["stdout"], "level": _LOG_LEVEL},
         "django": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
     },
 }

@@ -1,0 +1,233 @@
+"""The results of a run: medians over rounds, ratios, and the Markdown report.
+
+Every table row is the median over the rounds (requests/s, p50 and p99 each on its own); errors
+are summed over the rounds; RSS growth is the worst round. A ratio compares like with like: a
+proxied GET with the upstream's ``/echo/bench`` and the other proxies' proxied GET, a cached
+health with the upstream's ``/health`` and the other proxies' cached health.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from .load import Sample, Transfer
+
+TARGETS = ("upstream", "gateway", "nginx", "reference")
+LABELS = {
+    "upstream": "upstream (stand-in, direct)",
+    "gateway": "gateway",
+    "nginx": "nginx",
+    "reference": "FastAPI reference",
+}
+KINDS = ("proxied", "cached")
+PATHS = {
+    ("upstream", "proxied"): "/echo/bench",
+    ("upstream", "cached"): "/health",
+}
+DEFAULT_PATHS = {"proxied": "/shub/echo/bench", "cached": "/shub/health"}
+
+RequestKey = tuple[str, str, int]  # target, kind, connections
+TransferKey = tuple[str, str]  # target, "download" | "upload"
+
+
+def path_of(target: str, kind: str) -> str:
+    return PATHS.get((target, kind), DEFAULT_PATHS[kind])
+
+
+def transfer_path(target: str, mode: str) -> str:
+    """``/download`` (``?bytes=`` follows) or the echo's upload path, on the target's prefix."""
+    prefix = "" if target == "upstream" else "/shub"
+    return prefix + ("/download" if mode == "download" else "/echo/upload")
+
+
+@dataclass
+class Results:
+    requests: dict[RequestKey, list[Sample]] = field(default_factory=dict)
+    transfers: dict[TransferKey, list[Transfer]] = field(default_factory=dict)
+    overload: dict[RequestKey, Sample] = field(default_factory=dict)
+
+    def add(self, key: RequestKey, sample: Sample) -> None:
+        self.requests.setdefault(key, []).append(sample)
+
+    def add_transfer(self, key: TransferKey, transfer: Transfer) -> None:
+        self.transfers.setdefault(key, []).append(transfer)
+
+    def sample(self, key: RequestKey) -> Sample | None:
+        return median_sample(self.requests.get(key, []))
+
+    def transfer(self, key: TransferKey) -> Transfer | None:
+        return median_transfer(self.transfers.get(key, []))
+
+
+def median_sample(samples: list[Sample]) -> Sample | None:
+    if not samples:
+        return None
+    good = [s for s in samples if not s.problem] or samples
+    return Sample(
+        rps=statistics.median(s.rps for s in good),
+        p50_ms=statistics.median(s.p50_ms for s in good),
+        p99_ms=statistics.median(s.p99_ms for s in good),
+        requests=sum(s.requests for s in samples),
+        http_errors=sum(s.http_errors for s in samples),
+        socket_errors=sum(s.socket_errors for s in samples),
+        problem="; ".join(sorted({s.problem for s in samples if s.problem})),
+    )
+
+
+def median_transfer(transfers: list[Transfer]) -> Transfer | None:
+    if not transfers:
+        return None
+    good = [t for t in transfers if not t.problem]
+    return Transfer(
+        mib_s=statistics.median(t.mib_s for t in good) if good else 0.0,
+        peak_growth_mib=max(t.peak_growth_mib for t in transfers),
+        retained_mib=max(t.retained_mib for t in transfers),
+        problem="; ".join(sorted({t.problem for t in transfers if t.problem})),
+    )
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}x" if value and base else "—"
+
+
+def _errors(sample: Sample) -> str:
+    return f"{sample.http_errors} / {sample.socket_errors}"
+
+
+def requests_table(results: Results, connections: tuple[int, ...]) -> list[str]:
+    lines = [
+        "| what | target | path | conns | req/s | p50 ms | p99 ms | errors (HTTP / socket) "
+        "| x upstream | x nginx | x reference |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for kind in KINDS:
+        for conns in connections:
+            bases = {
+                t: results.sample((t, kind, conns)) for t in ("upstream", "nginx", "reference")
+            }
+            for target in TARGETS:
+                sample = results.sample((target, kind, conns))
+                if sample is None:
+                    continue
+                what = "proxied GET" if kind == "proxied" else "cached health"
+                row = [what, LABELS[target], f"`{path_of(target, kind)}`", str(conns)]
+                if sample.problem and not sample.requests:
+                    lines.append("| " + " | ".join(row) + f" | failed: {sample.problem} |||||||")
+                    continue
+                row += [f"{sample.rps:,.0f}", f"{sample.p50_ms:.2f}", f"{sample.p99_ms:.2f}",
+                        _errors(sample)]  # fmt: skip
+                for base_target, base in bases.items():
+                    same = base_target == target
+                    row.append("—" if same or base is None else ratio(sample.rps, base.rps))
+                lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _mib(value: float) -> str:
+    return f"{value:+.1f} MiB"
+
+
+def transfer_table(results: Results, download: int, upload: int) -> list[str]:
+    lines = [
+        f"| target | {download // (1024 * 1024)} MiB download MiB/s | x nginx | RSS peak (kept) "
+        f"| {upload // (1024 * 1024)} MiB upload MiB/s | x nginx | RSS peak (kept) |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    nginx = {mode: results.transfer(("nginx", mode)) for mode in ("download", "upload")}
+    for target in TARGETS:
+        row = [LABELS[target]]
+        for mode in ("download", "upload"):
+            transfer = results.transfer((target, mode))
+            if transfer is None:
+                row += ["—", "—", "—"]
+                continue
+            base = nginx[mode]
+            speed = f"{transfer.mib_s:,.0f}" if transfer.mib_s else f"failed: {transfer.problem}"
+            if transfer.problem and transfer.mib_s:
+                speed += f" (some rounds failed: {transfer.problem})"
+            versus = (
+                "—" if target == "nginx" else ratio(transfer.mib_s, base.mib_s if base else None)
+            )
+            memory = f"{_mib(transfer.peak_growth_mib)} ({_mib(transfer.retained_mib)})"
+            row += [speed, versus, memory]
+        if any(cell != "—" for cell in row[1:]):
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def overload_table(results: Results) -> list[str]:
+    lines = [
+        "| target | path | conns | req/s | p50 ms | p99 ms | HTTP errors | socket errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for (target, kind, conns), s in results.overload.items():
+        detail = f" ({s.problem})" if s.problem else ""
+        lines.append(
+            f"| {LABELS[target]} | `{path_of(target, kind)}` | {conns} | {s.rps:,.0f} "
+            f"| {s.p50_ms:.2f} | {s.p99_ms:.2f} | {s.http_errors} | {s.socket_errors}{detail} |"
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One of issue 6's targets: what it asks, what this run measured, whether it holds."""
+
+    wanted: str
+    measured: str
+    met: bool | None  # None: not measurable in this run (a reference or a row missing)
+
+
+def _rps(results: Results, target: str, kind: str, conns: int) -> float | None:
+    sample = results.sample((target, kind, conns))
+    return sample.rps if sample and sample.requests else None
+
+
+def _speed_ratio(results: Results, mode: str) -> float | None:
+    ours, nginx = results.transfer(("gateway", mode)), results.transfer(("nginx", mode))
+    return ours.mib_s / nginx.mib_s if ours and nginx and ours.mib_s and nginx.mib_s else None
+
+
+def _at_least(wanted: str, value: float | None, bound: float, unit: str = "x") -> Goal:
+    measured = "not measured" if value is None else f"{value:.2f}{unit}"
+    return Goal(wanted, measured, None if value is None else value >= bound)
+
+
+def _at_most(wanted: str, value: float | None, bound: float, unit: str) -> Goal:
+    measured = "not measured" if value is None else f"{value:.2f}{unit}"
+    return Goal(wanted, measured, None if value is None else value <= bound)
+
+
+def goals(results: Results, high: int) -> list[Goal]:
+    gw, ref = _rps(results, "gateway", "proxied", high), _rps(results, "reference", "proxied", high)
+    gw_hit, ref_hit = (_rps(results, t, "cached", high) for t in ("gateway", "reference"))
+    ours, direct = (
+        results.sample(("gateway", "proxied", 1)),
+        results.sample(("upstream", "proxied", 1)),
+    )
+    added = ours.p50_ms - direct.p50_ms if ours and direct and ours.requests else None
+    download = results.transfer(("gateway", "download"))
+    overload = [s for (t, _, _), s in results.overload.items() if t == "gateway"]
+    errors = sum(s.http_errors + s.socket_errors for s in overload) if overload else None
+    return [
+        _at_least(f"proxied GET at {high} conns ≥ 3x the reference's req/s",
+                  gw / ref if gw and ref else None, 3.0),
+        _at_most("gateway-added p50 at 1 conn ≤ 0.7 ms over the upstream", added, 0.7, " ms"),
+        _at_least(f"cached /shub/health at {high} conns ≥ 1.0x the reference's cached endpoint",
+                  gw_hit / ref_hit if gw_hit and ref_hit else None, 1.0),
+        _at_least("download ≥ 0.8x nginx's MiB/s", _speed_ratio(results, "download"), 0.8),
+        _at_most("download RSS growth ≤ 16 MiB (peak, worst worker)",
+                 download.peak_growth_mib if download else None, 16.0, " MiB"),
+        _at_least("upload ≥ 0.6x nginx's MiB/s", _speed_ratio(results, "upload"), 0.6),
+        Goal("no errors at 256 connections", "not measured" if errors is None else
+             f"{errors} errors", None if errors is None else errors == 0),
+    ]  # fmt: skip
+
+
+def goals_table(results: Results, high: int) -> list[str]:
+    lines = ["| issue 6 target | measured | holds |", "|---|--:|---|"]
+    for goal in goals(results, high):
+        holds = {True: "yes", False: "**no**", None: "n/a"}[goal.met]
+        lines.append(f"| {goal.wanted} | {goal.measured} | {holds} |")
+    return lines

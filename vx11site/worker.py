@@ -1,0 +1,41 @@
+"""The gunicorn worker: ``uvicorn_worker.UvicornWorker`` whose shutdown drains accepted
+connections (gunicorn.conf.py names it as ``worker_class``)."""
+
+import asyncio
+import socket
+import sys
+
+import uvicorn
+from gunicorn.arbiter import Arbiter
+from uvicorn_worker import UvicornWorker
+
+# How long a stopping worker keeps serving connections it has just accepted, before it closes
+# those without a request in progress.
+ACCEPTED_GRACE = 1.0
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that shutdown stops accepting first, then waits a moment.
+
+    uvicorn closes at once every connection with no request in progress, and that includes one
+    it accepted a moment ago whose request is still on its way: the client sees the request
+    dropped (tests/test_deployment.py caught it on SIGHUP). Waiting ACCEPTED_GRACE lets such a
+    request arrive; it is then served and its connection closed after the response."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(ACCEPTED_GRACE)
+        await super().shutdown(sockets)
+
+
+class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
+    """``uvicorn_worker.UvicornWorker`` serving with ``_DrainingServer``."""
+
+    async def _serve(self) -> None:  # as UvicornWorker._serve (uvicorn-worker 0.4.0)
+        self.config.app = self.wsgi
+        server = _DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
