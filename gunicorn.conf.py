@@ -43,8 +43,10 @@ timeout = graceful_timeout
 keepalive = 75
 # Recycle each worker after this many requests (gracefully, in-flight requests finish); the
 # jitter keeps the workers from restarting all at once.
-max_requests = 50_000
-max_requests_jitter = 5_000
+# At several thousand requests a second per worker, 50k (a common setting) would restart a
+# worker every few seconds under load.
+max_requests = 1_000_000
+max_requests_jitter = 100_000
 # uvicorn would otherwise rewrite the client address from X-Forwarded-For sent by any local
 # peer; the gateway applies its own rule instead (VX11_TRUSTED_PROXIES, shubproxy/headers.py).
 forwarded_allow_ips = ""

@@ -48,20 +48,23 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, logged_send)
         finally:
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "upstream_ms": _ms(context.upstream_seconds),
-                    "client": scope["client"][0] if scope.get("client") else None,
-                    "bytes_sent": sent,
-                    "complete": complete,
-                    "cache": context.cache,
-                },
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                            "upstream_ms": _ms(context.upstream_seconds),
+                            "client": scope["client"][0] if scope.get("client") else None,
+                            "bytes_sent": sent,
+                            "complete": complete,
+                            "cache": context.cache,
+                        }
+                    },
+                )
             correlation.current.reset(token)
 
 

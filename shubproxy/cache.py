@@ -177,7 +177,7 @@ class HealthCache:
         if self.available:
             log.warning(
                 "cache unavailable, serving without it for now",
-                extra={"cause": repr(exc.__cause__), "retry_after_s": RETRY_AFTER},
+                extra={"fields": {"cause": repr(exc.__cause__), "retry_after_s": RETRY_AFTER}},
             )
         self._down_until = time.monotonic() + RETRY_AFTER
 

@@ -39,7 +39,7 @@ class GatewayRouter:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 upstream.get_client(self.config)
-                log.info("worker started", extra={"upstream": self.config.upstream})
+                log.info("worker started", extra={"fields": {"upstream": self.config.upstream}})
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await upstream.close_client()

@@ -32,6 +32,10 @@ log = logging.getLogger("vx11.proxy")
 
 
 class ProxyASGIHandler(ASGIHandler):
+    # Django cuts each streamed part into messages of this size, copying each slice; the
+    # upstream's parts (up to 256 KiB, shubproxy/transport.py) pass through whole below it.
+    chunk_size = 2**20
+
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []

@@ -13,16 +13,32 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 class JsonFormatter(logging.Formatter):
+    """Extra fields come from ``extra={"fields": {...}}`` (the gateway's own lines: no scan of
+    the record) or, for other libraries' records, from any non-standard attribute."""
+
+    _second = -1
+    _second_text = ""
+
+    def _time(self, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != self._second:  # one strftime per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int(msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": self._time(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
             "correlation_id": correlation.current.get(),
         }
-        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            entry.update(fields)
+        else:
+            entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
         if record.exc_info and record.exc_info[1] is not None:
             # The type and message are enough to act on; a traceback on stdout is not wanted.
             entry["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"

@@ -141,7 +141,12 @@ if VX11.cache.redis_url:
             "BACKEND": "shubproxy.cache_backend.AsyncRedisCache",
             "LOCATION": VX11.cache.redis_url,
             # Fail fast: a cache that does not answer in this time is skipped (fail open).
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+                # Per worker; a burst beyond it waits up to SOCKET_TIMEOUT for a connection.
+                "CONNECTION_POOL_KWARGS": {"max_connections": 100},
+            },
             **_CACHE_COMMON,
         }
     }
