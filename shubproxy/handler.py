@@ -76,7 +76,9 @@ class ProxyASGIHandler(ASGIHandler):
             await self.send_response(response, send)
 
         try:
-            await _unless_disconnected(process_request(), self.listen_for_disconnect(receive))
+            await _unless_disconnected(
+                process_request(), lambda: self.listen_for_disconnect(receive)
+            )
         except UpstreamBodyError:
             # Headers are out; returning without the final body message makes the server cut
             # the connection, so the client sees a truncated response, never a complete one.
@@ -88,7 +90,7 @@ class ProxyASGIHandler(ASGIHandler):
             body_file.close()
 
 
-async def _unless_disconnected(work: Any, disconnect: Any) -> None:
+async def _unless_disconnected(work: Any, listen: Any) -> None:
     """Run ``work`` in this task; cancel it if the client goes away first (Django's policy,
     with one extra task per request instead of two)."""
     current = asyncio.current_task()
@@ -98,7 +100,9 @@ async def _unless_disconnected(work: Any, disconnect: Any) -> None:
     async def watch() -> None:
         nonlocal gone
         with contextlib.suppress(RequestAborted):
-            await disconnect
+            # Created here, not by the caller: a watcher cancelled before it ever ran leaves
+            # no coroutine un-awaited behind.
+            await listen()
         gone = True
         current.cancel()
 
