@@ -29,7 +29,6 @@ log = logging.getLogger("vx11.cache")
 
 RETRY_AFTER = 1.0  # seconds the cache is skipped after a failure
 MAX_STORED_BODY = 4 * 1024 * 1024
-LOCK_SECONDS = 10  # bound on how long another process may hold a fill; then we fetch ourselves
 POLL_SECONDS = 0.02
 
 
@@ -51,25 +50,33 @@ class Entry:
         }
 
     @property
+    def shareable(self) -> bool:
+        """May concurrent clients all get this one answer? Not if it sets a cookie or is
+        marked private."""
+        return not any(
+            name == b"set-cookie" or (name == b"cache-control" and b"private" in value.lower())
+            for name, value in self.headers
+        )
+
+    @property
     def storable(self) -> bool:
-        """Only a 200 that is the same for every client: no cookie, no Vary, not private."""
-        if self.status != 200 or len(self.body) > MAX_STORED_BODY:
+        """Only a shareable 200 that may be stored: no Vary, no ``no-store``, not too big."""
+        if self.status != 200 or len(self.body) > MAX_STORED_BODY or not self.shareable:
             return False
-        for name, value in self.headers:
-            directives = value.lower()
-            if name in (b"set-cookie", b"vary") or (
-                name == b"cache-control" and (b"no-store" in directives or b"private" in directives)
-            ):
-                return False
-        return True
+        return not any(
+            name == b"vary" or (name == b"cache-control" and b"no-store" in value.lower())
+            for name, value in self.headers
+        )
 
     @classmethod
     def from_cache(cls, value: Any) -> Entry | None:
-        if not isinstance(value, dict):
+        """The entry in a stored value; None for anything else (a foreign or older value is a
+        miss, which the next fill overwrites)."""
+        try:
+            headers = [(bytes(n), bytes(v)) for n, v in value["headers"]]
+            return cls(int(value["status"]), headers, bytes(value["body"]), float(value["at"]))
+        except (KeyError, TypeError, ValueError):
             return None
-        return cls(
-            value["status"], [tuple(h) for h in value["headers"]], value["body"], value["at"]
-        )
 
 
 Fetch = Callable[[], Awaitable[Entry]]
@@ -85,9 +92,11 @@ def cached_keys(config: CacheConfig) -> dict[bytes, tuple[str, int]]:
 
 
 class HealthCache:
-    def __init__(self, backend: Any, config: CacheConfig) -> None:
+    def __init__(self, backend: Any, config: CacheConfig, *, lock_seconds: float = 40) -> None:
         self.backend = backend
         self.config = config
+        # Longer than a fill can take, so a lock never expires under its holder.
+        self.lock_seconds = int(lock_seconds) + 1
         self.keys = cached_keys(config)
         self.failures = 0
         self._down_until = 0.0
@@ -100,10 +109,12 @@ class HealthCache:
     async def serve(self, raw_path: bytes, fetch: Fetch) -> tuple[ReplayResponse, str]:
         """The response for a cached path, and what the cache did (HIT, MISS or BYPASS)."""
         key, ttl = self.keys[raw_path]
-        if not self.config.enabled or not self.available:
-            detail = "disabled" if not self.config.enabled else "cache-unavailable"
-            return _replay(await fetch(), "BYPASS", ttl, detail=detail), "BYPASS"
-        if entry := await self._read(key):
+        if not self.config.enabled:
+            return _replay(await fetch(), "BYPASS", ttl, detail="disabled"), "BYPASS"
+        # Cache down: no Redis calls (_guard skips them), but concurrent misses still share
+        # one upstream request.
+        result = "MISS" if self.available else "BYPASS"
+        if result == "MISS" and (entry := await self._read(key)):
             return _replay(entry, "HIT", ttl), "HIT"
         fill = self._fills.get(key)
         collapsed = fill is not None
@@ -113,7 +124,11 @@ class HealthCache:
             fill.add_done_callback(lambda _: self._fills.pop(key, None))
         # Shielded: a client that goes away must not cancel the fill others are waiting for.
         entry = await asyncio.shield(fill)
-        return _replay(entry, "MISS", ttl, collapsed=collapsed), "MISS"
+        if collapsed and not entry.shareable:
+            entry = await fetch()  # an answer for one client only: get our own
+            collapsed = False
+        detail = "" if result == "MISS" else "cache-unavailable"
+        return _replay(entry, result, ttl, collapsed=collapsed, detail=detail), result
 
     async def clear(self) -> int:
         """Delete every cached key; how many existed. Fails closed: ``CacheUnavailable``."""
@@ -131,7 +146,7 @@ class HealthCache:
 
     async def _fill(self, key: str, ttl: int, fetch: Fetch) -> Entry:
         lock = f"lock:{key}"
-        if not await self._guard(self.backend.aadd(lock, "1", LOCK_SECONDS), default=True):
+        if not await self._guard(self.backend.aadd(lock, "1", self.lock_seconds), default=True):
             # Another process or gateway instance is fetching: wait for its value.
             if entry := await self._await_other(key, lock):
                 return entry
@@ -147,7 +162,7 @@ class HealthCache:
             await self._guard(self.backend.adelete(lock), default=None)
 
     async def _await_other(self, key: str, lock: str) -> Entry | None:
-        deadline = time.monotonic() + LOCK_SECONDS
+        deadline = time.monotonic() + self.lock_seconds
         while time.monotonic() < deadline and self.available:
             await asyncio.sleep(POLL_SECONDS)
             if entry := await self._read(key):
@@ -193,10 +208,15 @@ def _close(operation: Awaitable[Any]) -> None:
         close()  # a coroutine never awaited must be closed, or Python warns
 
 
+_OWN_HEADERS = frozenset({b"age", b"x-cache", b"cache-status"})
+
+
 def _replay(
     entry: Entry, result: str, ttl: int, *, collapsed: bool = False, detail: str = ""
 ) -> ReplayResponse:
-    response = ReplayResponse(entry.status, entry.headers, entry.body)
+    # Ours replace any the upstream sent: one Age, one X-Cache, one Cache-Status.
+    headers = [(n, v) for n, v in entry.headers if n not in _OWN_HEADERS]
+    response = ReplayResponse(entry.status, headers, entry.body)
     age = max(0, int(time.time() - entry.stored_at))
     response["X-Cache"] = result
     if result == "HIT":
@@ -218,7 +238,11 @@ def get_health_cache() -> HealthCache:
     """This process's health cache, on Django's ``default`` cache."""
     from django.core.cache import caches
 
-    return HealthCache(caches["default"], get_config().cache)
+    config = get_config()
+    t = config.timeouts
+    return HealthCache(
+        caches["default"], config.cache, lock_seconds=t.pool + t.connect + t.write + t.read
+    )
 
 
 async def shutdown() -> None:

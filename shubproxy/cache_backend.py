@@ -70,7 +70,12 @@ class AsyncRedisCache(RedisCache):  # type: ignore[misc]  # django-redis ships n
             raw = await self._aclient().get(self._key(key, version))
         except _REDIS_ERRORS as exc:
             raise CacheUnavailable() from exc
-        return default if raw is None else self.client.decode(raw)
+        if raw is None:
+            return default
+        try:
+            return self.client.decode(raw)
+        except Exception:  # a value this serializer did not write: treat the key as absent
+            return default
 
     async def aset(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None

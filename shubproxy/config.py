@@ -193,6 +193,15 @@ def _gateway_tokens(env: Mapping[str, str]) -> tuple[bytes, ...]:
     return tuple(t.encode("ascii") for t in tokens)
 
 
+def _shub_token(env: Mapping[str, str]) -> str | None:
+    token = _text(env, "VX11_SHUB_TOKEN")
+    if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError(
+            "VX11_SHUB_TOKEN holds spaces or non-ASCII characters, which cannot be sent in a header"
+        )
+    return token
+
+
 def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
     networks = []
     for item in env.get("VX11_TRUSTED_PROXIES", "").split(","):
@@ -237,7 +246,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
     return GatewayConfig(
         upstream=_upstream(env),
         gateway_tokens=_gateway_tokens(env),
-        shub_token=_text(env, "VX11_SHUB_TOKEN"),
+        shub_token=_shub_token(env),
         timeouts=UpstreamTimeouts(
             connect=_positive_number(env, "VX11_UPSTREAM_CONNECT_TIMEOUT", 5.0),
             read=_positive_number(env, "VX11_UPSTREAM_READ_TIMEOUT", 30.0),

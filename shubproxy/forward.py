@@ -60,18 +60,41 @@ def upstream_url(base: httpx.URL, target: bytes, query: bytes) -> httpx.URL:
     return url
 
 
-async def fetch_entry(
-    request: HttpRequest, *, target: bytes, context: RequestContext, config: GatewayConfig
-) -> Entry:
-    """The whole upstream answer to a GET of ``target`` (HEAD too: the cache needs the body)."""
-    response = await forward(request, target=target, context=context, config=config, method="GET")
-    upstream_response = response.upstream_response
-    try:
-        with upstream.translated_errors():
-            body = b"".join([chunk async for chunk in upstream_response.aiter_raw()])
-    finally:
-        await upstream_response.aclose()
-    return Entry(upstream_response.status_code, response.raw_headers, body, time.time())
+async def fetch_for_cache(target: bytes, *, correlation_id: str, config: GatewayConfig) -> Entry:
+    """The whole upstream answer to a fixed GET of ``target``, for the health cache.
+
+    Built from nothing the client sent (no query, cookie, credentials, conditionals, range or
+    encoding preference): what is stored and what concurrent clients share must be the answer
+    any client would get."""
+    client = upstream.get_client(config)
+    request = httpx.Request(
+        "GET",
+        upstream_url(client.base_url, target, b""),
+        headers=headers.cache_fill_headers(correlation_id, config.shub_token),
+        extensions={"timeout": client.timeout.as_dict()},
+    )
+    with upstream.translated_errors():
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+        finally:
+            await response.aclose()
+    _check_status(response.status_code)
+    return Entry(response.status_code, _client_headers(response, config), body, time.time())
+
+
+def _check_status(status: int) -> None:
+    if not 100 <= status <= 599:
+        raise UpstreamProtocolError(f"The shub service answered status {status}.")
+
+
+def _client_headers(response: httpx.Response, config: GatewayConfig) -> headers.Headers:
+    return headers.client_response_headers(
+        response.headers.raw,
+        status=response.status_code,
+        upstream_base=config.upstream.encode(),
+        prefix=paths.PREFIX,
+    )
 
 
 async def forward(
@@ -80,7 +103,6 @@ async def forward(
     target: bytes,
     context: RequestContext,
     config: GatewayConfig,
-    method: str | None = None,
 ) -> ProxyResponse:
     scope = request.scope  # type: ignore[attr-defined]
     client = upstream.get_client(config)
@@ -88,7 +110,7 @@ async def forward(
     content_length, content = _body(request)
     client_address = scope["client"][0] if scope.get("client") else None
     upstream_request = httpx.Request(
-        method or request.method or "GET",
+        request.method or "GET",
         url,
         headers=headers.upstream_request_headers(
             scope["headers"],
@@ -105,10 +127,9 @@ async def forward(
     with upstream.translated_errors():
         response = await client.send(upstream_request, stream=True, follow_redirects=False)
     context.upstream_seconds = time.perf_counter() - started
-    if not 100 <= response.status_code <= 599:
+    try:
+        _check_status(response.status_code)
+    except UpstreamProtocolError:
         await response.aclose()
-        raise UpstreamProtocolError(f"The shub service answered status {response.status_code}.")
-    response_headers = headers.client_response_headers(
-        response.headers.raw, upstream_base=config.upstream.encode(), prefix=paths.PREFIX
-    )
-    return ProxyResponse(_relay(response), response, response_headers)
+        raise
+    return ProxyResponse(_relay(response), response, _client_headers(response, config))

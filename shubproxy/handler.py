@@ -25,7 +25,10 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from .errors import UpstreamBodyError
+from . import auth
+from .asgi_types import send_error
+from .config import get_config
+from .errors import GatewayError, UpstreamBodyError
 from .responses import ProxyResponse
 
 log = logging.getLogger("vx11.proxy")
@@ -58,6 +61,12 @@ class ProxyASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            auth.authorize(scope, get_config().gateway_tokens)
+        except GatewayError as error:
+            # Refused before the body is read: no spooling of uploads nobody may make.
+            await send_error(scope, send, error)
+            return
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:

@@ -113,8 +113,24 @@ def upstream_request_headers(
     return out
 
 
+def cache_fill_headers(correlation_id: str, shub_token: str | None) -> Headers:
+    """The fixed headers of the health cache's own GET (no client header in it)."""
+    out: Headers = [
+        (b"accept-encoding", b"identity"),
+        (b"via", VIA),
+        (correlation.SCOPE_HEADER, correlation_id.encode("ascii")),
+    ]
+    if shub_token:
+        out.append((SHUB_TOKEN, shub_token.encode("latin-1")))
+    return out
+
+
 def client_response_headers(
-    upstream_headers: Sequence[tuple[bytes, bytes]], *, upstream_base: bytes, prefix: bytes
+    upstream_headers: Sequence[tuple[bytes, bytes]],
+    *,
+    status: int,
+    upstream_base: bytes,
+    prefix: bytes,
 ) -> Headers:
     """The upstream's response headers as the client may see them.
 
@@ -124,6 +140,10 @@ def client_response_headers(
     """
     lowered = [(name.lower(), value) for name, value in upstream_headers]
     dropped = HOP_BY_HOP | _RESPONSE_OWNED | connection_named(lowered)
+    if status < 200 or status in (204, 304):
+        # No body follows, whatever Content-Length says (RFC 9110 8.6); passed on, the ASGI
+        # server would wait for that many bytes and fail the response.
+        dropped |= {b"content-length"}
     out = [
         (n, _location(v, upstream_base, prefix) if n == b"location" else v)
         for n, v in lowered

@@ -99,7 +99,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout = request.extensions.get("timeout", {})
         if self._slots.locked():  # all connections busy: wait, at most the pool timeout
             try:
-                await asyncio.wait_for(self._slots.acquire(), timeout.get("pool"))
+                async with asyncio.timeout(timeout.get("pool")):
+                    await self._slots.acquire()
             except TimeoutError as exc:
                 raise httpx.PoolTimeout("no free upstream connection") from exc
         else:

@@ -13,7 +13,7 @@ from django.http.response import HttpResponseBase
 from . import auth, forward, paths
 from .cache import Entry, get_health_cache
 from .config import get_config
-from .context import RequestContext, header, of_scope
+from .context import RequestContext, of_scope
 from .errors import BadRequest, GatewayError, MethodNotAllowed, error_response
 
 
@@ -24,24 +24,36 @@ async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     context = of_scope(scope)
     config = get_config()
     try:
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        target = paths.upstream_path(raw_path)
+        # Checked before the body was read (ProxyASGIHandler); again here, where the view
+        # cannot be reached otherwise by accident.
+        raw_path, target = auth.authorize(scope, config.gateway_tokens)
         method = request.method or ""
-        if not paths.is_public(raw_path, method):
-            auth.require_token(header(scope, auth.HEADER), config.gateway_tokens)
         if raw_path == paths.CACHE_CLEAR:
             return await _clear_cache(method)
         health = get_health_cache()
         if method in paths.PUBLIC_METHODS and raw_path in health.keys:
+            if scope.get("query_string"):  # not the cached resource: never stored, never shared
+                return await _uncached(request, target, context)
 
             def fetch() -> Awaitable[Entry]:
-                return forward.fetch_entry(request, target=target, context=context, config=config)
+                return forward.fetch_for_cache(
+                    target, correlation_id=context.correlation_id, config=config
+                )
 
             response, context.cache = await health.serve(raw_path, fetch)
             return response
         return await forward.forward(request, target=target, context=context, config=config)
     except GatewayError as error:
         return error_response(error, context.correlation_id)
+
+
+async def _uncached(
+    request: HttpRequest, target: bytes, context: RequestContext
+) -> HttpResponseBase:
+    response = await forward.forward(request, target=target, context=context, config=get_config())
+    context.cache = response["X-Cache"] = "BYPASS"
+    response["Cache-Status"] = "vx11-gateway; fwd=bypass; detail=query"
+    return response
 
 
 async def _clear_cache(method: str) -> HttpResponse:

@@ -146,7 +146,7 @@ async def _health(send: Send) -> None:
     body = _json({"status": state, "module": "shubniggurath", "version": VERSION})
     headers = []
     if health["gzip"]:
-        body = gzip.compress(body)
+        body = gzip.compress(body, mtime=0)  # the same bytes every time
         headers.append((b"content-encoding", b"gzip"))
     await _send(send, status, body, headers)
 
@@ -194,7 +194,8 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/sse":
         await _stream(receive, send, query, b"text/event-stream", sse=True)
     elif path == "/gzip":
-        body = gzip.compress(b'{"compressed": true, "padding": "' + b"x" * 1000 + b'"}')
+        # mtime=0: the same bytes every time, so tests can compare them
+        body = gzip.compress(b'{"compressed": true, "padding": "' + b"x" * 1000 + b'"}', mtime=0)
         await _send(send, 200, body, [(b"content-encoding", b"gzip")])
     elif path == "/cookies":
         await _send(

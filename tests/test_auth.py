@@ -64,3 +64,15 @@ def test_every_configured_token_is_compared_whatever_matches(monkeypatch):
     assert not auth.token_is_valid(b"nope", tokens)
     # No early exit: timing does not reveal which token matched, or how many were tried.
     assert compared == list(tokens) * 2
+
+
+def test_a_request_without_a_token_is_refused_before_its_body_is_read(gateway):
+    # Announce 50 MiB and send none of it: the 403 must come without waiting for the body.
+    import socket
+
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /shub/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 52428800\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert b'"error": "forbidden"' in answer

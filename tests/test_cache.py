@@ -213,3 +213,35 @@ def test_concurrent_misses_across_workers_and_instances_make_one_request(two_dep
     responses = asyncio.run(burst())
     assert [r.status_code for r in responses] == [200] * 200
     assert upstream_count(upstream, "/health") == 1
+
+
+def test_a_query_string_bypasses_the_cache_and_cannot_poison_it(c, upstream):
+    evil = c.get("/shub/health?evil=1", headers={"Host": "attacker.example"})
+    assert evil.headers["x-cache"] == "BYPASS"
+    assert c.get("/shub/health").headers["x-cache"] == "MISS"  # the query stored nothing
+    assert c.get("/shub/health?evil=1").headers["x-cache"] == "BYPASS"
+    assert upstream_count(upstream, "/health") == 3
+
+
+def test_the_cache_fill_carries_no_client_header(c, upstream, redis_url):
+    # What is stored is what any client would get: the fill sends none of the first client's
+    # cookies, credentials, conditionals or range.
+    first = c.get(
+        "/shub/health",
+        headers={"Cookie": "sid=alice", "Authorization": "Bearer alice", "Range": "bytes=0-3",
+                 "If-None-Match": '"x"'},
+    )  # fmt: skip
+    assert first.status_code == 200
+    assert first.headers["x-cache"] == "MISS"
+    hit = c.get("/shub/health")
+    assert hit.headers["x-cache"] == "HIT"
+    assert hit.content == first.content
+    assert hit.json()["status"] == "ok"
+
+
+def test_a_foreign_value_under_the_key_is_a_miss_not_an_error(c, redis_url):
+    redis.Redis.from_url(redis_url).set(f"{PREFIX}shub:health", b"written by someone else")
+    response = c.get("/shub/health")
+    assert response.status_code == 200
+    assert response.headers["x-cache"] == "MISS"
+    assert c.get("/shub/health").headers["x-cache"] == "HIT"  # the fill overwrote it

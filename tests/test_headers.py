@@ -107,11 +107,32 @@ def test_response_has_one_date_and_no_upstream_server_header(client, token):
 def test_location_rewriting():
     base = b"http://shub:8007"
     out = headers.client_response_headers(
-        [(b"Location", b"http://shub:8007/a?b=1")], upstream_base=base, prefix=b"/shub"
+        [(b"Location", b"http://shub:8007/a?b=1")], status=302, upstream_base=base, prefix=b"/shub"
     )
     assert (b"location", b"/shub/a?b=1") in out
     for elsewhere in (b"https://other.example/x", b"//other.example/x", b"relative/x"):
         out = headers.client_response_headers(
-            [(b"Location", elsewhere)], upstream_base=base, prefix=b"/shub"
+            [(b"Location", elsewhere)], status=302, upstream_base=base, prefix=b"/shub"
         )
         assert (b"location", elsewhere) in out
+
+
+@pytest.fixture(scope="module")
+def not_modified_gateway(tmp_path_factory) -> Iterator[servers.Server]:
+    # A 304 with a Content-Length (RFC 9110 8.6 allows it) and, rightly, no body.
+    reply = b'HTTP/1.1 304 Not Modified\r\nContent-Length: 15\r\nETag: "v1"\r\n\r\n'
+    with servers.garbage_server(reply) as url:
+        with servers.uvicorn_gateway(url, tmp_path_factory.mktemp("304")) as gw:
+            yield gw
+
+
+def test_304_reaches_the_client_without_a_body_and_the_connection_stays_usable(
+    not_modified_gateway, token
+):
+    with httpx.Client(base_url=not_modified_gateway.url) as c:
+        for _ in range(2):  # the same keep-alive connection, twice
+            response = c.get("/shub/doc", headers={**token, "If-None-Match": '"v1"'})
+            assert response.status_code == 304
+            assert response.content == b""
+            assert response.headers["etag"] == '"v1"'
+            assert "content-length" not in response.headers
