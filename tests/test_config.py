@@ -40,6 +40,12 @@ def test_tokens_are_comma_separated_for_rotation():
         ("VX11_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
         ("VX11_GATEWAY_TOKEN", "has space"),
         ("DJANGO_DEBUG", "maybe"),
+        ("VX11_CACHE_ENABLED", "sometimes"),
+        ("VX11_CACHE_TTL_HEALTH", "a minute"),
+        ("VX11_CACHE_TTL_OPENAPI", "0"),
+        ("VX11_REDIS_URL", "http://redis:6379"),
+        ("REDIS_URL", "redis://redis:notaport"),
+        ("VX11_SHUB_TOKEN", "two words"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(name, value):
