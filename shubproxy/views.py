@@ -24,8 +24,8 @@ async def proxy(request: HttpRequest, path: str) -> HttpResponseBase:
     context = of_scope(scope)
     config = get_config()
     try:
-        # Checked before the body was read (ProxyASGIHandler); again here, where the view
-        # cannot be reached otherwise by accident.
+        # ProxyASGIHandler already checked this before reading the body; checking again keeps
+        # the view safe if it is ever routed some other way (it is cheap: no I/O).
         raw_path, target = auth.authorize(scope, config.gateway_tokens)
         method = request.method or ""
         if raw_path == paths.CACHE_CLEAR:
