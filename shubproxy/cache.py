@@ -6,6 +6,9 @@ Django's cache (django-redis when configured) so that polling them costs shub al
 - Misses are coalesced: in this process, concurrent misses wait for one fill; across processes
   and gateway instances, a lock key in the shared cache lets one of them fetch while the others
   wait for the value to appear.
+- Each worker keeps its own copy of what it read (``shubproxy.near_cache``), dropped on every
+  clear: a hit costs no Redis round trip, and the proxy handler answers it before Django builds
+  a request.
 - Cache trouble never fails a request: this module is the one place that decides to fail open.
   After a failure the cache is skipped for ``RETRY_AFTER`` seconds, then tried again, so it
   recovers by itself; the change of state is logged once, not per request.
@@ -17,12 +20,14 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import paths
 from .config import CacheConfig, get_config
 from .errors import CacheUnavailable
+from .near_cache import NearCache
 from .responses import RawHeaders, ReplayResponse
 
 log = logging.getLogger("vx11.cache")
@@ -30,6 +35,7 @@ log = logging.getLogger("vx11.cache")
 RETRY_AFTER = 1.0  # seconds the cache is skipped after a failure
 MAX_STORED_BODY = 4 * 1024 * 1024
 POLL_SECONDS = 0.02
+CLEARS_CHANNEL = "shub:clears"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +107,38 @@ class HealthCache:
         self.failures = 0
         self._down_until = 0.0
         self._fills: dict[str, asyncio.Future[Entry]] = {}
+        # Only where clears can be heard: Redis pub/sub. The in-memory default is per worker.
+        self.near: NearCache[Entry] | None = (
+            NearCache() if hasattr(backend, "asubscribe") and config.enabled else None
+        )
 
     @property
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
+    def near_hit(self, raw_path: bytes, method: str, query: bytes) -> Replay | None:
+        """A hit from this worker's own copy, or None. No I/O and no Django request: the proxy
+        handler calls this first."""
+        if self.near is None or query or method not in paths.PUBLIC_METHODS:
+            return None
+        spec = self.keys.get(raw_path)
+        if spec is None:
+            return None
+        entry = self.near.get(spec[0])
+        return None if entry is None else _replay(entry, "HIT", spec[1])
+
     async def serve(self, raw_path: bytes, fetch: Fetch) -> tuple[ReplayResponse, str]:
         """The response for a cached path, and what the cache did (HIT, MISS or BYPASS)."""
         key, ttl = self.keys[raw_path]
+        if self.near is not None:
+            self.near.listen(self._clears)
         if not self.config.enabled:
-            return _replay(await fetch(), "BYPASS", ttl, detail="disabled"), "BYPASS"
+            return _replay(await fetch(), "BYPASS", ttl, detail="disabled").response(), "BYPASS"
         # Cache down: no Redis calls (_guard skips them), but concurrent misses still share
         # one upstream request.
         result = "MISS" if self.available else "BYPASS"
         if result == "MISS" and (entry := await self._read(key)):
-            return _replay(entry, "HIT", ttl), "HIT"
+            return _replay(entry, "HIT", ttl).response(), "HIT"
         fill = self._fills.get(key)
         collapsed = fill is not None
         if fill is None:
@@ -128,14 +151,22 @@ class HealthCache:
             entry = await fetch()  # an answer for one client only: get our own
             collapsed = False
         detail = "" if result == "MISS" else "cache-unavailable"
-        return _replay(entry, result, ttl, collapsed=collapsed, detail=detail), result
+        replay = _replay(entry, result, ttl, collapsed=collapsed, detail=detail)
+        return replay.response(), result
 
     async def clear(self) -> int:
         """Delete every cached key; how many existed. Fails closed: ``CacheUnavailable``."""
         keys = [key for key, _ in self.keys.values()]
         deleted = int(await self.backend.adelete_many(keys))
+        if self.near is not None:
+            self.near.invalidate()  # this worker at once; the others when the news arrives
+            await self.backend.apublish(CLEARS_CHANNEL, b"clear")
         self._recovered()
         return deleted
+
+    def _clears(self) -> AsyncIterator[str]:
+        subscribe: Callable[[str], AsyncIterator[str]] = self.backend.asubscribe
+        return subscribe(CLEARS_CHANNEL)
 
     async def ping(self) -> bool:
         try:
@@ -156,7 +187,11 @@ class HealthCache:
                 return entry
             entry = await fetch()
             if entry.storable:
-                await self._guard(self.backend.aset(key, entry.to_cache(), ttl), default=None)
+                generation = self.near.generation if self.near is not None else 0
+                stored = self.backend.aset(key, entry.to_cache(), ttl)
+                # aset returns None; _guard gives False when the cache failed.
+                if await self._guard(stored, default=False) is None and self.near is not None:
+                    self.near.put(key, entry, ttl, generation)
             return entry
         finally:
             await self._guard(self.backend.adelete(lock), default=None)
@@ -172,7 +207,16 @@ class HealthCache:
         return None
 
     async def _read(self, key: str) -> Entry | None:
-        return Entry.from_cache(await self._guard(self.backend.aget(key), default=None))
+        near = self.near
+        if near is None:
+            return Entry.from_cache(await self._guard(self.backend.aget(key), default=None))
+        if entry := near.get(key):
+            return entry
+        generation = near.generation
+        value, seconds = await self._guard(self.backend.aget_with_ttl(key), default=(None, 0))
+        if entry := Entry.from_cache(value):
+            near.put(key, entry, seconds, generation)
+        return entry
 
     async def _guard(self, operation: Awaitable[Any], *, default: Any) -> Any:
         """Run a cache operation, failing open: on cache trouble, ``default``."""
@@ -211,26 +255,37 @@ def _close(operation: Awaitable[Any]) -> None:
 _OWN_HEADERS = frozenset({b"age", b"x-cache", b"cache-status"})
 
 
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What the client gets: the stored answer with the cache's own headers."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes
+
+    def response(self) -> ReplayResponse:
+        return ReplayResponse(self.status, self.headers, self.body)
+
+
 def _replay(
     entry: Entry, result: str, ttl: int, *, collapsed: bool = False, detail: str = ""
-) -> ReplayResponse:
+) -> Replay:
     # Ours replace any the upstream sent: one Age, one X-Cache, one Cache-Status.
     headers = [(n, v) for n, v in entry.headers if n not in _OWN_HEADERS]
-    response = ReplayResponse(entry.status, headers, entry.body)
     age = max(0, int(time.time() - entry.stored_at))
-    response["X-Cache"] = result
+    headers.append((b"x-cache", result.encode()))
     if result == "HIT":
-        response["Age"] = str(age)
+        headers.append((b"age", b"%d" % age))
         status = f"vx11-gateway; hit; ttl={max(0, ttl - age)}"
     elif result == "MISS":
         stored = "; stored" if entry.storable else ""
         status = f"vx11-gateway; fwd=miss{'; collapsed' if collapsed else ''}{stored}"
         if entry.status == 200:
-            response["Age"] = str(age)
+            headers.append((b"age", b"%d" % age))
     else:
         status = f"vx11-gateway; fwd=bypass; detail={detail}"
-    response["Cache-Status"] = status
-    return response
+    headers.append((b"cache-status", status.encode()))
+    return Replay(entry.status, headers, entry.body)
 
 
 @functools.cache
@@ -247,6 +302,10 @@ def get_health_cache() -> HealthCache:
 
 async def shutdown() -> None:
     from django.core.cache import caches
+
+    near = get_health_cache().near
+    if near is not None:
+        await near.stop()
 
     close = getattr(caches["default"], "aclose_async", None)
     if close is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis
@@ -22,10 +23,14 @@ import redis.asyncio
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
 from django_redis.cache import RedisCache
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .errors import CacheUnavailable
 
 _REDIS_ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
+# A subscription that answers no PING within this many seconds counts as lost.
+PING_SECONDS = 5.0
 
 
 def make_key(key: str, key_prefix: str, version: int) -> str:
@@ -77,6 +82,23 @@ class AsyncRedisCache(RedisCache):  # type: ignore[misc]  # django-redis ships n
         except Exception:  # a value this serializer did not write: treat the key as absent
             return default
 
+    async def aget_with_ttl(self, key: str, version: int | None = None) -> tuple[Any, float]:
+        """(value or None, seconds the key has left), read atomically."""
+        name = self._key(key, version)
+        try:
+            async with self._aclient().pipeline(transaction=True) as pipe:
+                pipe.get(name)
+                pipe.pttl(name)
+                raw, pttl = await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            raise CacheUnavailable() from exc
+        if raw is None or pttl is None or pttl <= 0:  # gone, or kept without expiry (-1)
+            return None, 0.0
+        try:
+            return self.client.decode(raw), pttl / 1000
+        except Exception:  # a value this serializer did not write: treat the key as absent
+            return None, 0.0
+
     async def aset(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> None:
@@ -115,6 +137,47 @@ class AsyncRedisCache(RedisCache):  # type: ignore[misc]  # django-redis ships n
             await self._aclient().ping()
         except _REDIS_ERRORS as exc:
             raise CacheUnavailable() from exc
+
+    async def apublish(self, channel: str, message: bytes) -> int:
+        """Publish on ``channel`` (prefixed like a key); how many subscribers got it."""
+        try:
+            return int(await self._aclient().publish(self._key(channel, None), message))
+        except _REDIS_ERRORS as exc:
+            raise CacheUnavailable() from exc
+
+    async def asubscribe(
+        self, channel: str, *, ping_seconds: float = PING_SECONDS
+    ) -> AsyncIterator[str]:
+        """Yield ``"subscribe"`` once subscribed to ``channel``, then ``"message"`` per message;
+        raise ``CacheUnavailable`` when the subscription is lost or stops answering PINGs.
+
+        A connection of its own that never reconnects behind the caller's back: a reconnect
+        could have missed messages, and the caller must know."""
+        client = redis.asyncio.Redis.from_url(
+            self._async_url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=self._async_pool_options["socket_connect_timeout"],
+        )
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self._key(channel, None))
+            pinged = False
+            while True:
+                message = await pubsub.get_message(timeout=ping_seconds)
+                if message is None:
+                    if pinged:
+                        raise CacheUnavailable("no answer to PING on the subscription")
+                    await pubsub.ping()
+                    pinged = True
+                elif message["type"] == "pong":
+                    pinged = False
+                else:
+                    yield str(message["type"])
+        except _REDIS_ERRORS as exc:
+            raise CacheUnavailable() from exc
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()
 
     async def aclose_async(self) -> None:
         """Close this loop's pool (the worker's lifespan shutdown)."""

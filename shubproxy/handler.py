@@ -8,6 +8,9 @@ serves ``/shub/`` without them, without site middleware (all of it is sync-only)
 the upstream response itself. Everything else in the site (the admin, any ORM code) goes
 through the stock handler, whose connection handling is untouched.
 
+A hit in the worker's own copy of the health cache is answered before any of that: it needs no
+request object and no I/O (``HealthCache.near_hit``).
+
 What stays Django: request objects, URL resolution, async views, exception-to-response
 conversion, disconnect handling.
 """
@@ -27,7 +30,9 @@ from django.http.response import HttpResponseBase
 
 from . import auth
 from .asgi_types import send_error
+from .cache import get_health_cache
 from .config import get_config
+from .context import of_scope
 from .errors import GatewayError, UpstreamBodyError
 from .responses import ProxyResponse
 
@@ -62,10 +67,19 @@ class ProxyASGIHandler(ASGIHandler):
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
-            auth.authorize(scope, get_config().gateway_tokens)
+            raw_path, _ = auth.authorize(scope, get_config().gateway_tokens)
         except GatewayError as error:
             # Refused before the body is read: no spooling of uploads nobody may make.
             await send_error(scope, send, error)
+            return
+        hit = get_health_cache().near_hit(raw_path, scope["method"], scope["query_string"])
+        if hit is not None:
+            # In this worker's memory: answered before Django builds a request, no I/O.
+            of_scope(scope).cache = "HIT"
+            await send(
+                {"type": "http.response.start", "status": hit.status, "headers": hit.headers}
+            )
+            await send({"type": "http.response.body", "body": hit.body})
             return
         try:
             body_file = await self.read_body(receive)
