@@ -13,7 +13,7 @@ from . import headers, paths, upstream
 from .cache import Entry
 from .config import GatewayConfig
 from .context import RequestContext, header
-from .errors import BadRequest, UpstreamBodyError, UpstreamProtocolError
+from .errors import UpstreamBodyError, UpstreamProtocolError
 from .responses import ProxyResponse
 
 log = logging.getLogger("vx11.proxy")
@@ -52,14 +52,6 @@ async def _chunks(request: HttpRequest) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def upstream_url(base: httpx.URL, target: bytes, query: bytes) -> httpx.URL:
-    raw = target + (b"?" + query if query else b"")
-    url = base.copy_with(raw_path=raw)
-    if url.raw_path != raw:
-        raise BadRequest("The request target holds characters that must be percent-encoded.")
-    return url
-
-
 async def fetch_for_cache(target: bytes, *, correlation_id: str, config: GatewayConfig) -> Entry:
     """The whole upstream answer to a fixed GET of ``target``, for the health cache.
 
@@ -69,12 +61,12 @@ async def fetch_for_cache(target: bytes, *, correlation_id: str, config: Gateway
     client = upstream.get_client(config)
     request = httpx.Request(
         "GET",
-        upstream_url(client.base_url, target, b""),
+        client.url_for(target),
         headers=headers.cache_fill_headers(correlation_id, config.shub_token),
-        extensions={"timeout": client.timeout.as_dict()},
+        extensions={"timeout": client.timeouts},
     )
     with upstream.translated_errors():
-        response = await client.send(request, stream=True, follow_redirects=False)
+        response = await client.hop(request)
         try:
             body = b"".join([chunk async for chunk in response.aiter_raw()])
         finally:
@@ -106,7 +98,8 @@ async def forward(
 ) -> ProxyResponse:
     scope = request.scope  # type: ignore[attr-defined]
     client = upstream.get_client(config)
-    url = upstream_url(client.base_url, target, scope.get("query_string", b""))
+    query = scope.get("query_string", b"")
+    url = client.url_for(target + b"?" + query if query else target)
     content_length, content = _body(request)
     client_address = scope["client"][0] if scope.get("client") else None
     upstream_request = httpx.Request(
@@ -121,11 +114,11 @@ async def forward(
             content_length=content_length,
         ),
         content=content,
-        extensions={"timeout": client.timeout.as_dict()},
+        extensions={"timeout": client.timeouts},
     )
     started = time.perf_counter()
     with upstream.translated_errors():
-        response = await client.send(upstream_request, stream=True, follow_redirects=False)
+        response = await client.hop(upstream_request)
     context.upstream_seconds = time.perf_counter() - started
     try:
         _check_status(response.status_code)

@@ -4,6 +4,7 @@ Layers, outermost first: access log and correlation id, request body cap, then t
 sends ``/shub/`` to the thread-hop-free proxy handler and the rest to Django's stock handler.
 """
 
+import gc
 import os
 
 import django
@@ -26,3 +27,11 @@ application = AccessLogMiddleware(
         max_bytes=_config.max_body_bytes,
     )
 )
+
+# What exists now lives as long as the worker: gc.freeze() keeps it out of every collection.
+# And the young generation is collected every 10,000 allocations instead of 700: a proxied
+# request allocates hundreds of objects, and with the defaults the collector took a fifth of a
+# request's CPU (in-process, 32 concurrent proxied GETs: 470 -> 375 us per request).
+gc.collect()
+gc.freeze()
+gc.set_threshold(10_000, 10, 10)
