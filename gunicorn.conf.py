@@ -49,6 +49,7 @@ max_requests = 1_000_000
 max_requests_jitter = 100_000
 # uvicorn would otherwise rewrite the client address from X-Forwarded-For sent by any local
 # peer; the gateway applies its own rule instead (VX11_TRUSTED_PROXIES, shubproxy/headers.py).
+# The worker class turns uvicorn's proxy headers off altogether; this stays for any other.
 forwarded_allow_ips = ""
 # The gateway writes its own JSON access-log line; gunicorn's would be a second, different one.
 accesslog = None

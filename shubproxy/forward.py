@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 import httpx
 from django.http import HttpRequest
@@ -25,8 +25,10 @@ BODY_CHUNK = 256 * 1024
 
 async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
     sent = 0
+    stream: AsyncIterable[bytes] = response.stream  # type: ignore[assignment]
     try:
-        async for chunk in response.aiter_raw():
+        # The transport's stream as is: aiter_raw() would only add a layer per chunk.
+        async for chunk in stream:
             sent += len(chunk)
             yield chunk
     except httpx.HTTPError as exc:

@@ -11,7 +11,7 @@ through the stock handler, whose connection handling is untouched.
 A hit in the worker's own copy of the health cache is answered before any of that: it needs no
 request object and no I/O (``HealthCache.near_hit``).
 
-What stays Django: request objects, URL resolution, async views, exception-to-response
+What stays Django: request objects, async views, exception-to-response
 conversion, disconnect handling.
 """
 
@@ -27,13 +27,15 @@ from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import ResolverMatch
 
-from . import auth
+from . import auth, views
 from .asgi_types import send_error
 from .cache import get_health_cache
 from .config import get_config
 from .context import of_scope
 from .errors import GatewayError, UpstreamBodyError
+from .gateway import PROXY_PREFIX
 from .responses import ProxyResponse
 
 log = logging.getLogger("vx11.proxy")
@@ -59,6 +61,13 @@ class ProxyASGIHandler(ASGIHandler):
         # every status, and Django's would cost a thread hop per 4xx.
         response: HttpResponseBase = await self._middleware_chain(request)  # type: ignore[misc]
         return response
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        # The gateway's router sends only /shub/ here, and one view serves all of it: Django's
+        # resolver would search the site's URL conf to find what is already known.
+        match = ResolverMatch(views.proxy, (), {"path": request.path_info[len(PROXY_PREFIX) :]})
+        request.resolver_match = match
+        return match
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # The stock __call__ opens a ThreadSensitiveContext for sync_to_async calls, and this

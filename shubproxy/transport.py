@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -130,18 +131,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             for k, v in request.headers.raw
             if k.lower() != b"transfer-encoding"
         )
+        url = URL(str(request.url), encoded=True)
+        client_timeout = _client_timeout(timeout.get("connect"), timeout.get("read"))
+        stream = request.stream
+        if isinstance(stream, httpx.ByteStream) and not stream._stream:
+            # No body, nothing for a write timeout to bound (and no deadline to pay for).
+            with _mapped_errors():
+                return await self._get_session().request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=client_timeout,
+                )
         try:
             async with asyncio.timeout(None) as write_deadline:
                 with _mapped_errors():
                     return await self._get_session().request(
                         request.method,
-                        URL(str(request.url), encoded=True),
+                        url,
                         headers=headers,
-                        data=_body(request, write_deadline, timeout.get("write")),
+                        data=_body(stream, write_deadline, timeout.get("write")),
                         allow_redirects=False,
-                        timeout=aiohttp.ClientTimeout(
-                            sock_connect=timeout.get("connect"), sock_read=timeout.get("read")
-                        ),
+                        timeout=client_timeout,
                     )
         except TimeoutError as exc:
             raise httpx.WriteTimeout("the upstream did not take the request body in time") from exc
@@ -152,10 +164,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
+@functools.lru_cache(maxsize=16)  # every request carries the client's same few timeouts
+def _client_timeout(connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+
+
 def _body(
-    request: httpx.Request, deadline: asyncio.Timeout, write_timeout: float | None
+    stream: httpx.SyncByteStream | httpx.AsyncByteStream,
+    deadline: asyncio.Timeout,
+    write_timeout: float | None,
 ) -> bytes | AsyncIterator[bytes] | None:
-    stream = request.stream
     if isinstance(stream, httpx.ByteStream):
         return bytes(stream._stream) or None
     return _timed_chunks(stream, deadline, write_timeout)  # type: ignore[arg-type]

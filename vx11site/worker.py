@@ -30,7 +30,11 @@ class _DrainingServer(uvicorn.Server):
 
 
 class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
-    """``uvicorn_worker.UvicornWorker`` serving with ``_DrainingServer``."""
+    """``uvicorn_worker.UvicornWorker`` serving with ``_DrainingServer``, without uvicorn's
+    proxy-headers layer: the gateway applies its own rule for forwarded headers
+    (VX11_TRUSTED_PROXIES), so that layer could only cost time on every request."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
 
     async def _serve(self) -> None:  # as UvicornWorker._serve (uvicorn-worker 0.4.0)
         self.config.app = self.wsgi
