@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
 
 from shubproxy import paths
 from shubproxy.errors import BadRequest
+from tests import servers
 
 
 def raw_request(url: str, target: bytes, headers: bytes = b"") -> tuple[int, bytes]:
@@ -85,3 +87,18 @@ def test_upstream_path_strips_the_prefix_only():
 def test_upstream_path_refuses_what_is_not_under_the_prefix_or_not_encoded(raw):
     with pytest.raises(BadRequest):
         paths.upstream_path(raw)
+
+
+def test_a_query_httpx_would_re_encode_is_refused_every_time_and_others_pass(gateway):
+    # The upstream URLs the gateway has built are kept per target: a refused one stays refused,
+    # and the same path with another query goes upstream with that query.
+    token = f"X-VX11-GW-TOKEN: {servers.TOKENS[0]}\r\n".encode()
+    for _ in range(2):
+        status, body = raw_request(gateway.url, b"/shub/echo/q?a=<b>", token)
+        assert status == 400, body
+        assert json.loads(body)["error"] == "bad_request"
+    for query in (b"a=1", b"a=2", b""):
+        target = b"/shub/echo/q" + (b"?" + query if query else b"")
+        status, body = raw_request(gateway.url, target, token)
+        assert status == 200, body
+        assert json.loads(body)["query_string"] == query.decode()
