@@ -17,9 +17,11 @@ Django's cache (django-redis when configured) so that polling them costs shub al
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ RETRY_AFTER = 1.0  # seconds the cache is skipped after a failure
 MAX_STORED_BODY = 4 * 1024 * 1024
 POLL_SECONDS = 0.02
 CLEARS_CHANNEL = "shub:clears"
+ACK_TIMEOUT = 1.0  # seconds a clear waits for every subscribed worker to empty its copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,20 @@ class Entry:
 Fetch = Callable[[], Awaitable[Entry]]
 
 
+@dataclass(frozen=True, slots=True)
+class Workers:
+    """The workers keeping copies that a clear reached: subscribed, and done in time."""
+
+    subscribed: int
+    acknowledged: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    keys_deleted: int
+    workers: Workers | None  # None where workers keep no copies (memory cache, disabled)
+
+
 def cached_keys(config: CacheConfig) -> dict[bytes, tuple[str, int]]:
     """Raw path → (cache key, TTL)."""
     return {
@@ -106,7 +123,7 @@ class HealthCache:
         self.keys = cached_keys(config)
         self.failures = 0
         self._down_until = 0.0
-        self._fills: dict[str, asyncio.Future[Entry]] = {}
+        self._fills: dict[str, asyncio.Future[tuple[Entry, bool]]] = {}
         # Only where clears can be heard: Redis pub/sub. The in-memory default is per worker.
         self.near: NearCache[Entry] | None = (
             NearCache() if hasattr(backend, "asubscribe") and config.enabled else None
@@ -131,7 +148,7 @@ class HealthCache:
         """The response for a cached path, and what the cache did (HIT, MISS or BYPASS)."""
         key, ttl = self.keys[raw_path]
         if self.near is not None:
-            self.near.listen(self._clears)
+            self.near.listen(self._clears, self._acknowledge)
         if not self.config.enabled:
             return _replay(await fetch(), "BYPASS", ttl, detail="disabled").response(), "BYPASS"
         # Cache down: no Redis calls (_guard skips them), but concurrent misses still share
@@ -146,27 +163,44 @@ class HealthCache:
             self._fills[key] = fill
             fill.add_done_callback(lambda _: self._fills.pop(key, None))
         # Shielded: a client that goes away must not cancel the fill others are waiting for.
-        entry = await asyncio.shield(fill)
-        if collapsed and not entry.shareable:
-            entry = await fetch()  # an answer for one client only: get our own
+        filled, stored = await asyncio.shield(fill)
+        if collapsed and not filled.shareable:
+            filled, stored = await fetch(), False  # an answer for one client only: get our own
             collapsed = False
         detail = "" if result == "MISS" else "cache-unavailable"
-        replay = _replay(entry, result, ttl, collapsed=collapsed, detail=detail)
+        replay = _replay(filled, result, ttl, collapsed=collapsed, stored=stored, detail=detail)
         return replay.response(), result
 
-    async def clear(self) -> int:
-        """Delete every cached key; how many existed. Fails closed: ``CacheUnavailable``."""
+    async def clear(self) -> Cleared:
+        """Delete every cached key, and empty every worker's copy before answering. Fails
+        closed: ``CacheUnavailable``."""
         keys = [key for key, _ in self.keys.values()]
         deleted = int(await self.backend.adelete_many(keys))
+        workers = None
         if self.near is not None:
-            self.near.invalidate()  # this worker at once; the others when the news arrives
-            await self.backend.apublish(CLEARS_CHANNEL, b"clear")
+            self.near.clear()  # this worker at once, subscribed or not
+            clear_id = uuid.uuid4().hex
+            subscribed = int(await self.backend.apublish(CLEARS_CHANNEL, clear_id.encode()))
+            acknowledged = await self.backend.await_acks(
+                f"{CLEARS_CHANNEL}:{clear_id}", subscribed, timeout=ACK_TIMEOUT
+            )
+            if acknowledged < subscribed:
+                log.warning(
+                    "clear not acknowledged by every worker in time",
+                    extra={"fields": {"subscribed": subscribed, "acknowledged": acknowledged}},
+                )
+            workers = Workers(subscribed, acknowledged)
         self._recovered()
-        return deleted
+        return Cleared(deleted, workers)
 
-    def _clears(self) -> AsyncIterator[str]:
-        subscribe: Callable[[str], AsyncIterator[str]] = self.backend.asubscribe
+    def _clears(self) -> AsyncIterator[str | None]:
+        subscribe: Callable[[str], AsyncIterator[str | None]] = self.backend.asubscribe
         return subscribe(CLEARS_CHANNEL)
+
+    async def _acknowledge(self, clear_id: str) -> None:
+        # A missing acknowledgement is reported by the clear; nothing to do about it here.
+        with contextlib.suppress(CacheUnavailable):
+            await self.backend.aack(f"{CLEARS_CHANNEL}:{clear_id}")
 
     async def ping(self) -> bool:
         try:
@@ -175,24 +209,30 @@ class HealthCache:
             return False
         return True
 
-    async def _fill(self, key: str, ttl: int, fetch: Fetch) -> Entry:
+    async def _fill(self, key: str, ttl: int, fetch: Fetch) -> tuple[Entry, bool]:
+        """The entry, and whether the cache holds it now."""
         lock = f"lock:{key}"
         if not await self._guard(self.backend.aadd(lock, "1", self.lock_seconds), default=True):
             # Another process or gateway instance is fetching: wait for its value.
             if entry := await self._await_other(key, lock):
-                return entry
-            return await fetch()
+                return entry, True
+            return await fetch(), False
+        # A clear heard while this fill runs means its answer may predate the clear: it goes
+        # to the clients waiting for it, but is not stored.
+        generation = self.near.generation if self.near is not None else 0
+        clears = self.near.clears if self.near is not None else 0
         try:
             if entry := await self._read(key):  # stored while we were taking the lock
-                return entry
+                return entry, True
             entry = await fetch()
-            if entry.storable:
-                generation = self.near.generation if self.near is not None else 0
-                stored = self.backend.aset(key, entry.to_cache(), ttl)
-                # aset returns None; _guard gives False when the cache failed.
-                if await self._guard(stored, default=False) is None and self.near is not None:
-                    self.near.put(key, entry, ttl, generation)
-            return entry
+            cleared = self.near is not None and self.near.clears != clears
+            if not entry.storable or cleared:
+                return entry, False
+            # aset returns None; _guard gives False when the cache failed.
+            stored = await self._guard(self.backend.aset(key, entry.to_cache(), ttl), default=False)
+            if stored is None and self.near is not None:
+                self.near.put(key, entry, ttl, generation)
+            return entry, stored is None
         finally:
             await self._guard(self.backend.adelete(lock), default=None)
 
@@ -268,7 +308,13 @@ class Replay:
 
 
 def _replay(
-    entry: Entry, result: str, ttl: int, *, collapsed: bool = False, detail: str = ""
+    entry: Entry,
+    result: str,
+    ttl: int,
+    *,
+    collapsed: bool = False,
+    stored: bool = False,
+    detail: str = "",
 ) -> Replay:
     # Ours replace any the upstream sent: one Age, one X-Cache, one Cache-Status.
     headers = [(n, v) for n, v in entry.headers if n not in _OWN_HEADERS]
@@ -278,8 +324,8 @@ def _replay(
         headers.append((b"age", b"%d" % age))
         status = f"vx11-gateway; hit; ttl={max(0, ttl - age)}"
     elif result == "MISS":
-        stored = "; stored" if entry.storable else ""
-        status = f"vx11-gateway; fwd=miss{'; collapsed' if collapsed else ''}{stored}"
+        kept = "; stored" if stored else ""
+        status = f"vx11-gateway; fwd=miss{'; collapsed' if collapsed else ''}{kept}"
         if entry.status == 200:
             headers.append((b"age", b"%d" % age))
     else:

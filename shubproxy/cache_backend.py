@@ -14,6 +14,7 @@ by the caller (``shubproxy.cache``), not here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,7 @@ from .errors import CacheUnavailable
 _REDIS_ERRORS = (redis.RedisError, OSError, asyncio.TimeoutError)
 # A subscription that answers no PING within this many seconds counts as lost.
 PING_SECONDS = 5.0
+ACK_POLL_SECONDS = 0.002
 
 
 def make_key(key: str, key_prefix: str, version: int) -> str:
@@ -147,9 +149,9 @@ class AsyncRedisCache(RedisCache):  # type: ignore[misc]  # django-redis ships n
 
     async def asubscribe(
         self, channel: str, *, ping_seconds: float = PING_SECONDS
-    ) -> AsyncIterator[str]:
-        """Yield ``"subscribe"`` once subscribed to ``channel``, then ``"message"`` per message;
-        raise ``CacheUnavailable`` when the subscription is lost or stops answering PINGs.
+    ) -> AsyncIterator[str | None]:
+        """Yield None once subscribed to ``channel``, then each message's payload; raise
+        ``CacheUnavailable`` when the subscription is lost or stops answering PINGs.
 
         A connection of its own that never reconnects behind the caller's back: a reconnect
         could have missed messages, and the caller must know."""
@@ -171,13 +173,43 @@ class AsyncRedisCache(RedisCache):  # type: ignore[misc]  # django-redis ships n
                     pinged = True
                 elif message["type"] == "pong":
                     pinged = False
-                else:
-                    yield str(message["type"])
+                elif message["type"] == "subscribe":
+                    yield None
+                elif message["type"] == "message":
+                    yield bytes(message["data"]).decode("utf-8", "replace")
         except _REDIS_ERRORS as exc:
             raise CacheUnavailable() from exc
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await client.aclose()
+            with contextlib.suppress(*_REDIS_ERRORS):  # the connection may be gone already
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await client.aclose()
+
+    async def aack(self, key: str, *, keep_seconds: float = 10.0) -> None:
+        """Add one acknowledgement under ``key`` (kept ``keep_seconds``)."""
+        name = self._key(key, None)
+        try:
+            async with self._aclient().pipeline(transaction=True) as pipe:
+                pipe.rpush(name, b"1")
+                pipe.pexpire(name, int(keep_seconds * 1000))
+                await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            raise CacheUnavailable() from exc
+
+    async def await_acks(self, key: str, wanted: int, *, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for ``wanted`` acknowledgements under ``key``; how
+        many came. The key is deleted afterwards."""
+        name = self._key(key, None)
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while True:
+                count = int(await self._aclient().llen(name))
+                if count >= wanted or asyncio.get_running_loop().time() >= deadline:
+                    await self._aclient().delete(name)
+                    return count
+                await asyncio.sleep(ACK_POLL_SECONDS)
+        except _REDIS_ERRORS as exc:
+            raise CacheUnavailable() from exc
 
     async def aclose_async(self) -> None:
         """Close this loop's pool (the worker's lifespan shutdown)."""

@@ -6,6 +6,7 @@
     ├── MethodNotAllowed        405 method_not_allowed (with Allow)
     ├── CacheUnavailable        503 cache_unavailable  (Redis down, where failing open is wrong)
     ├── PayloadTooLarge         413 payload_too_large
+    ├── UriTooLong              414 uri_too_long
     └── UpstreamError           (has a Proxy-Status, RFC 9209)
         ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS, pool full)
         ├── ShubTimeout         504 shub_timeout       (connect, read or write timed out)
@@ -66,6 +67,12 @@ class CacheUnavailable(GatewayError):
     status = 503
     code = "cache_unavailable"
     detail = "The gateway's cache (Redis) could not be reached."
+
+
+class UriTooLong(GatewayError):
+    status = 414
+    code = "uri_too_long"
+    detail = "The request target is longer than the gateway forwards."
 
 
 class PayloadTooLarge(GatewayError):

@@ -8,12 +8,10 @@ import time
 
 from . import correlation
 
-# The lines carry no source location, thread or process: don't collect them for every record
-# (the "Optimization" section of the logging HOWTO; findCaller alone walks the stack per line).
+# The lines carry no source location: don't walk the stack for it on every record (the
+# "Optimization" section of the logging HOWTO). Process and thread ids stay: gunicorn's own
+# log format prints the process id.
 logging._srcfile = None
-logging.logThreads = False
-logging.logProcesses = False
-logging.logMultiprocessing = False
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}

@@ -3,15 +3,16 @@
 A copy is only as good as the news of a clear, so it is used only while this worker is
 subscribed to the channel ``HealthCache.clear()`` publishes to:
 
+- a clear is acknowledged by every subscribed worker once its copy is empty, and the clear
+  waits for those acknowledgements before it answers;
 - every (re)subscription starts empty: news may have been missed while unsubscribed;
-- a lost subscription, or one that stops answering PINGs, stops the copy being used at once,
-  and the listener tries again every ``RETRY_AFTER`` seconds;
-- an entry lives no longer than the Redis key it was read from (its remaining TTL), so the copy
-  never serves what Redis would no longer serve;
-- a read that was in flight when a clear arrived is not kept (``generation``).
-
-What the copy does not see: a key changed in Redis by hand. ``POST /shub/cache/clear`` (or a
-``PUBLISH`` on the channel) is the way to reach every worker.
+- a lost subscription, one that stops answering PINGs, or a listener that fails in any way
+  stops the copy being used at once; the listener tries again every ``RETRY_AFTER`` seconds;
+- an entry lives no longer than the Redis key it was read from (its remaining TTL), and at
+  most ``MAX_AGE`` seconds, which bounds what a clear cannot reach (a key deleted by hand, a
+  flushed database, an instance running code that does not publish);
+- a read that was in flight when the copy was emptied is not kept (``generation``), nor is a
+  fill's answer stored anywhere if a clear arrived while it was fetched (``clears``).
 """
 
 from __future__ import annotations
@@ -20,23 +21,25 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, TypeVar
-
-from .errors import CacheUnavailable
 
 log = logging.getLogger("vx11.cache")
 
 RETRY_AFTER = 1.0  # seconds between attempts to subscribe
+MAX_AGE = 5.0  # seconds an entry is kept at most
 
 T = TypeVar("T")
-Subscribe = Callable[[], AsyncIterator[str]]
+# Yields None once subscribed, then each message's payload; raises when the subscription ends.
+Subscribe = Callable[[], AsyncIterator[str | None]]
+Acknowledge = Callable[[str], Awaitable[None]]
 
 
 class NearCache(Generic[T]):
     def __init__(self) -> None:
         self._entries: dict[str, tuple[T, float]] = {}
-        self.generation = 0
+        self.generation = 0  # moves on every emptying: clears heard and (re)subscriptions
+        self.clears = 0  # moves on every clear heard
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = False
 
@@ -57,15 +60,20 @@ class NearCache(Generic[T]):
         return value
 
     def put(self, key: str, value: T, seconds: float, generation: int) -> None:
-        """Keep ``value`` for ``seconds``, unless a clear came since ``generation`` was read."""
+        """Keep ``value`` for ``seconds`` (at most ``MAX_AGE``), unless a clear came since
+        ``generation`` was read."""
         if self._subscribed and generation == self.generation and seconds > 0:
-            self._entries[key] = (value, time.monotonic() + seconds)
+            self._entries[key] = (value, time.monotonic() + min(seconds, MAX_AGE))
 
     def invalidate(self) -> None:
         self._entries.clear()
         self.generation += 1
 
-    def listen(self, subscribe: Subscribe) -> None:
+    def clear(self) -> None:
+        self.invalidate()
+        self.clears += 1
+
+    def listen(self, subscribe: Subscribe, acknowledge: Acknowledge) -> None:
         """Run the listener in this event loop, unless it already runs there."""
         listener = self._listener
         if listener is not None and not listener.done():
@@ -75,7 +83,9 @@ class NearCache(Generic[T]):
             self._drop()
         # A context of its own: not the correlation id of the request that happened to start it.
         loop = asyncio.get_running_loop()
-        self._listener = loop.create_task(self._listen(subscribe), context=contextvars.Context())
+        self._listener = loop.create_task(
+            self._listen(subscribe, acknowledge), context=contextvars.Context()
+        )
 
     async def stop(self) -> None:
         listener, self._listener = self._listener, None
@@ -83,23 +93,28 @@ class NearCache(Generic[T]):
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
-    async def _listen(self, subscribe: Subscribe) -> None:
+    async def _listen(self, subscribe: Subscribe, acknowledge: Acknowledge) -> None:
+        failed_before = False
         while True:
             try:
-                async for _event in subscribe():
+                async for clear in subscribe():
                     # Subscribed (again) or told of a clear: either way, start empty.
-                    self.invalidate()
+                    self.clear() if clear else self.invalidate()
                     if not self._subscribed:
                         self._subscribed = True
+                        failed_before = False
                         log.info("worker cache copy in use (subscribed to clears)")
-            except CacheUnavailable:
-                pass
-            except asyncio.CancelledError:
+                    if clear:
+                        await acknowledge(clear)
+            except Exception as exc:  # whatever ends it, the copy must go
+                if self._subscribed or not failed_before:
+                    log.warning(
+                        "worker cache copy off: no subscription to clears",
+                        extra={"fields": {"cause": repr(exc.__cause__ or exc)}},
+                    )
+                failed_before = True
+            finally:
                 self._drop()
-                raise
-            if self._subscribed:
-                log.warning("worker cache copy off: lost the subscription to clears")
-            self._drop()
             await asyncio.sleep(RETRY_AFTER)
 
     def _drop(self) -> None:

@@ -23,14 +23,18 @@ from .errors import (
     ShubUnavailable,
     UpstreamError,
     UpstreamProtocolError,
+    UriTooLong,
 )
 from .transport import AiohttpTransport
 
 log = logging.getLogger("vx11.upstream")
 
 _client: UpstreamClient | None = None
+_MUST_BE_ENCODED = "The request target holds characters that must be percent-encoded."
+HTTPX_MAX_URL = 65_536  # httpx's limit on a URL and on each of its parts
 
-URL_CACHE_SIZE = 4096  # upstream URLs kept built, per worker (a few MiB at most)
+URL_CACHE_SIZE = 4096  # upstream URLs kept built, per worker...
+CACHED_TARGET_BYTES = 256  # ...of targets this long at most: a few MiB, whoever sends what
 
 
 def _no_cookies() -> httpx.Cookies:
@@ -71,13 +75,22 @@ class UpstreamClient(httpx.AsyncClient):
         sent. Kept built: httpx parses and validates the whole URL, which cost more than the
         rest of the gateway's own work on a request, and APIs see the same targets again and
         again."""
+        if len(raw_target) > CACHED_TARGET_BYTES:
+            return self._build_url(raw_target)
         url: httpx.URL = self._urls(raw_target)
         return url
 
     def _build_url(self, raw_target: bytes) -> httpx.URL:
-        url = self.base_url.copy_with(raw_path=raw_target)
+        try:
+            url = self.base_url.copy_with(raw_path=raw_target)
+        except UnicodeDecodeError as exc:  # httpx takes ASCII only
+            raise BadRequest(_MUST_BE_ENCODED) from exc
+        except httpx.InvalidURL as exc:  # over httpx's 65,536 characters, or not a URL at all
+            if len(raw_target) > HTTPX_MAX_URL:
+                raise UriTooLong() from exc
+            raise BadRequest("The request target is not a valid URL.") from exc
         if url.raw_path != raw_target:
-            raise BadRequest("The request target holds characters that must be percent-encoded.")
+            raise BadRequest(_MUST_BE_ENCODED)
         return url
 
     async def hop(self, request: httpx.Request) -> httpx.Response:

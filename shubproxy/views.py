@@ -59,14 +59,15 @@ async def _uncached(
 async def _clear_cache(method: str) -> HttpResponse:
     if method != "POST":
         raise MethodNotAllowed("POST")
-    deleted = await get_health_cache().clear()
-    return JsonResponse(
-        {
-            "status": "cleared",
-            "keys_deleted": deleted,
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    cleared = await get_health_cache().clear()
+    body: dict[str, object] = {"status": "cleared", "keys_deleted": cleared.keys_deleted}
+    if cleared.workers is not None:
+        body["workers"] = {
+            "subscribed": cleared.workers.subscribed,
+            "acknowledged": cleared.workers.acknowledged,
         }
-    )
+    body["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return JsonResponse(body)
 
 
 async def healthz(request: HttpRequest) -> HttpResponse:

@@ -61,3 +61,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield private.url
     finally:
         private.stop()
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.RedisServer]:
+    """A Redis of the module's own: for tests that stop it, kill its clients or count its
+    commands, which must not touch anyone else's."""
+    server = servers.RedisServer(tmp_path_factory.mktemp("private-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def c(gw: servers.Server, token: dict[str, str]) -> Iterator[httpx.Client]:
+    """A client of the module's cached gateway (its ``gw`` fixture), the cache cleared first."""
+    with httpx.Client(base_url=gw.url, timeout=15) as client:
+        client.post("/shub/cache/clear", headers=token).raise_for_status()
+        yield client

@@ -31,13 +31,6 @@ def gw(standin, redis_url, tmp_path_factory) -> Iterator[servers.Server]:
         yield server
 
 
-@pytest.fixture
-def c(gw, token) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gw.url, timeout=15) as client:
-        client.post("/shub/cache/clear", headers=token).raise_for_status()
-        yield client
-
-
 def upstream_count(upstream: httpx.Client, path: str) -> int:
     return int(upstream.get("/__stats").json().get(path, 0))
 

@@ -14,14 +14,6 @@ from tests import servers
 
 
 @pytest.fixture(scope="module")
-def private_redis(tmp_path_factory) -> Iterator[servers.RedisServer]:
-    server = servers.RedisServer(tmp_path_factory.mktemp("outage-redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def gw(standin, private_redis, tmp_path_factory) -> Iterator[servers.Server]:
     tmp = tmp_path_factory.mktemp("outage")
     with servers.uvicorn_gateway(standin.url, tmp, VX11_REDIS_URL=private_redis.url) as server:

@@ -48,3 +48,11 @@ def test_the_deployment_logs_json_only(deployed, token):
     lines = [line for line in deployed.log_lines() if "e2e-log" in line]
     assert len(lines) == 1
     assert lines[0].startswith("{")
+
+
+def test_gunicorn_and_uvicorn_lines_are_written_without_logging_errors(deployed):
+    # gunicorn's error-log format prints each worker's process id; a log record without one
+    # would fail to format and spill a "--- Logging error ---" traceback instead of the line.
+    log = "\n".join(deployed.log_lines())
+    assert "Booting worker with pid" in log
+    assert "Logging error" not in log

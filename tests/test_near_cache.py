@@ -1,13 +1,15 @@
 """Each worker's own copy of the health cache: hits cost Redis nothing, and a clear still reaches
-every worker at once, on a real Redis."""
+every worker before it answers. On real Redis servers of the tests' own (the commands they
+count and the connections they kill must be the gateway's alone)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -18,13 +20,13 @@ from shubproxy.cache_backend import AsyncRedisCache
 from shubproxy.near_cache import NearCache
 from tests import servers
 
-
-def params(prefix: str) -> dict[str, Any]:
-    return {
-        "KEY_FUNCTION": "shubproxy.cache_backend.make_key",
-        "KEY_PREFIX": prefix,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
-    }
+IN_USE = "worker cache copy in use (subscribed to clears)"
+OFF = "worker cache copy off: no subscription to clears"
+PARAMS: dict[str, Any] = {
+    "KEY_FUNCTION": "shubproxy.cache_backend.make_key",
+    "KEY_PREFIX": "near:",
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+}
 
 
 async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -34,20 +36,23 @@ async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def test_a_published_clear_empties_the_copy_and_a_read_from_before_it_is_not_kept(redis_url):
-    backend = AsyncRedisCache(redis_url, params(f"near-{uuid.uuid4().hex[:8]}:"))
+def test_a_published_clear_empties_the_copy_is_acknowledged_and_stale_reads_are_not_kept(
+    private_redis,
+):
+    backend = AsyncRedisCache(private_redis.url, PARAMS)
 
     async def scenario() -> None:
         near: NearCache[str] = NearCache()
         near.put("k", "unheard", 30, near.generation)
         assert near.get("k") is None  # not subscribed yet: nothing is kept or served
-        near.listen(lambda: backend.asubscribe("clears"))
+        near.listen(lambda: backend.asubscribe("clears"), lambda c: backend.aack(f"acks:{c}"))
         await until(lambda: near.subscribed)
         before_clear = near.generation
         near.put("k", "v1", 30, before_clear)
         assert near.get("k") == "v1"
-        assert await backend.apublish("clears", b"clear") == 1
-        await until(lambda: near.get("k") is None)
+        assert await backend.apublish("clears", b"c1") == 1
+        assert await backend.await_acks("acks:c1", 1, timeout=2) == 1
+        assert near.get("k") is None  # acknowledged means emptied
         near.put("k", "read before the clear", 30, before_clear)
         assert near.get("k") is None
         near.put("k", "short", 0.05, near.generation)
@@ -62,11 +67,11 @@ def test_a_published_clear_empties_the_copy_and_a_read_from_before_it_is_not_kep
 def test_a_subscription_that_stops_answering_is_dropped_then_restored(tmp_path):
     private = servers.RedisServer(tmp_path)
     private.start()
-    backend = AsyncRedisCache(private.url, params("near:"))
+    backend = AsyncRedisCache(private.url, PARAMS)
 
     async def scenario() -> None:
         near: NearCache[str] = NearCache()
-        near.listen(lambda: backend.asubscribe("clears", ping_seconds=0.2))
+        near.listen(lambda: backend.asubscribe("clears", ping_seconds=0.2), backend.aack)
         await until(lambda: near.subscribed)
         near.put("k", "v", 30, near.generation)
         # Redis stops answering without closing the connection: only the PING can tell.
@@ -84,22 +89,12 @@ def test_a_subscription_that_stops_answering_is_dropped_then_restored(tmp_path):
         private.stop()
 
 
-def redis_gets(url: str) -> int:
-    stats = redis.Redis.from_url(url).info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "exec"))
-
-
-PREFIX = f"near-{uuid.uuid4().hex[:8]}:"
-IN_USE = "worker cache copy in use (subscribed to clears)"
-
-
-@pytest.fixture(scope="module")
-def gw(standin, redis_url, tmp_path_factory) -> Iterator[servers.Server]:
-    tmp = tmp_path_factory.mktemp("near")
-    with servers.uvicorn_gateway(
-        standin.url, tmp, VX11_REDIS_URL=redis_url, VX11_CACHE_KEY_PREFIX=PREFIX
-    ) as server:
-        yield server
+def cache_messages(server: servers.Server) -> list[str]:
+    return [
+        json.loads(line)["message"]
+        for line in server.log_lines()
+        if line.startswith("{") and '"logger": "vx11.cache"' in line
+    ]
 
 
 def wait_for_log(server: servers.Server, message: str, count: int = 1) -> None:
@@ -109,61 +104,126 @@ def wait_for_log(server: servers.Server, message: str, count: int = 1) -> None:
         time.sleep(0.02)
 
 
-def cache_messages(server: servers.Server) -> list[str]:
-    return [
-        json.loads(line)["message"]
-        for line in server.log_lines()
-        if line.startswith("{") and '"logger": "vx11.cache"' in line
-    ]
+def redis_reads(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "exec"))
 
 
-def test_hits_after_the_first_read_cost_redis_nothing(gw, token, redis_url, upstream):
-    with httpx.Client(base_url=gw.url, timeout=10) as c:
-        c.post("/shub/cache/clear", headers=token).raise_for_status()
-        assert c.get("/shub/health").headers["x-cache"] == "MISS"
-        wait_for_log(gw, IN_USE)
-        assert c.get("/shub/health").headers["x-cache"] == "HIT"  # read once into the copy
-        before = redis_gets(redis_url)
-        hits = [c.get("/shub/health") for _ in range(50)]
-        assert {h.headers["x-cache"] for h in hits} == {"HIT"}
-        assert redis_gets(redis_url) == before
-        assert int(upstream.get("/__stats").json()["/health"]) == 1
+def health_count(upstream: httpx.Client) -> int:
+    return int(upstream.get("/__stats").json().get("/health", 0))
+
+
+@pytest.fixture(scope="module")
+def gw(standin, private_redis, tmp_path_factory) -> Iterator[servers.Server]:
+    tmp = tmp_path_factory.mktemp("near")
+    with servers.uvicorn_gateway(standin.url, tmp, VX11_REDIS_URL=private_redis.url) as server:
+        yield server
+
+
+def warm(c: httpx.Client, gw: servers.Server) -> httpx.Response:
+    """A miss, then a hit read into this worker's copy."""
+    assert c.get("/shub/health").headers["x-cache"] == "MISS"
+    wait_for_log(gw, IN_USE)
+    hit = c.get("/shub/health")
+    assert hit.headers["x-cache"] == "HIT"
+    return hit
+
+
+def test_hits_from_the_copy_cost_redis_nothing(c, gw, private_redis, upstream):
+    first = warm(c, gw)
+    before = redis_reads(private_redis.url)
+    hits = [c.get("/shub/health") for _ in range(50)]
+    assert {h.headers["x-cache"] for h in hits} == {"HIT"}
+    assert {h.content for h in hits} == {first.content}
+    assert redis_reads(private_redis.url) == before
+    assert health_count(upstream) == 1
+
+
+def test_a_head_hit_from_the_copy_matches_the_get_without_a_body(c, gw):
+    get = warm(c, gw)
+    head = c.head("/shub/health")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["x-cache"] == "HIT"
+    for name in ("content-type", "content-length", "cache-status"):
+        assert head.headers[name] == get.headers[name]
+    assert head.headers["x-correlation-id"] != get.headers["x-correlation-id"]
+
+
+def test_only_a_plain_get_or_head_is_answered_from_the_copy(c, gw, token, upstream):
+    warm(c, gw)
+    posted = c.post("/shub/health", headers=token)
+    assert posted.status_code == 200
+    assert "x-cache" not in posted.headers
+    assert c.get("/shub/health?fresh=1").headers["x-cache"] == "BYPASS"
+    assert health_count(upstream) == 3  # the miss, the POST and the query went upstream
+
+
+def test_a_clear_answers_once_every_copy_is_empty(c, gw, token, upstream):
+    warm(c, gw)
+    cleared = c.post("/shub/cache/clear", headers=token).json()
+    assert cleared["workers"] == {"subscribed": 1, "acknowledged": 1}
+    upstream.post("/__health", params={"gzip": "1"})
+    fresh = c.get("/shub/health")
+    assert fresh.headers["x-cache"] == "MISS"
+    assert fresh.headers["content-encoding"] == "gzip"
+
+
+def test_an_answer_fetched_across_a_clear_is_served_but_not_stored(c, gw, token, upstream):
+    warm(c, gw)
+    c.post("/shub/cache/clear", headers=token).raise_for_status()
+    upstream.post("/__health", params={"delay": "0.5"})
+    slow: list[httpx.Response] = []
+    fill = threading.Thread(target=lambda: slow.append(httpx.get(f"{gw.url}/shub/health")))
+    fill.start()
+    time.sleep(0.2)  # the fill is waiting on the upstream
+    c.post("/shub/cache/clear", headers=token).raise_for_status()
+    fill.join()
+    assert slow[0].status_code == 200
+    assert slow[0].headers["x-cache"] == "MISS"
+    assert "stored" not in slow[0].headers["cache-status"]
+    upstream.post("/__health", params={"delay": "0"})
+    assert c.get("/shub/health").headers["x-cache"] == "MISS"
 
 
 def test_a_lost_subscription_stops_the_copy_before_a_missed_clear_can_matter(
-    gw, token, redis_url, upstream
+    c, gw, private_redis, upstream
 ):
-    with httpx.Client(base_url=gw.url, timeout=10) as c:
-        c.post("/shub/cache/clear", headers=token).raise_for_status()
-        first = c.get("/shub/health")
-        assert c.get("/shub/health").headers["x-cache"] == "HIT"
-        wait_for_log(gw, IN_USE)
-        redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
-        wait_for_log(gw, "worker cache copy off: lost the subscription to clears")
-        # A clear whose news this worker could not hear: the key goes, and so does the copy.
-        upstream.post("/__health", params={"gzip": "1"})
-        for key in ("shub:health", "shub:ready", "shub:openapi"):
-            redis.Redis.from_url(redis_url).delete(f"{PREFIX}{key}")
-        fresh = c.get("/shub/health")
-        assert fresh.headers["x-cache"] == "MISS"
-        assert fresh.headers["content-encoding"] == "gzip"
-        assert "content-encoding" not in first.headers
+    first = warm(c, gw)
+    lost = cache_messages(gw).count(OFF)
+    redis.Redis.from_url(private_redis.url).client_kill_filter(_type="pubsub")
+    wait_for_log(gw, OFF, count=lost + 1)
+    # A clear this worker could not hear: the keys go, and so must the copy.
+    upstream.post("/__health", params={"gzip": "1"})
+    redis.Redis.from_url(private_redis.url).delete("shub:health", "shub:ready", "shub:openapi")
+    fresh = c.get("/shub/health")
+    assert fresh.headers["x-cache"] == "MISS"
+    assert fresh.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in first.headers
 
 
 def test_a_clear_reaches_every_worker_of_a_deployment(
-    standin, redis_url, token, upstream, tmp_path
+    standin, private_redis, token, upstream, tmp_path
 ):
-    prefix = f"near-{uuid.uuid4().hex[:8]}:"
+    # A key prefix of its own, so the module's other gateway neither hears nor answers.
     with servers.gunicorn_gateway(
-        standin.url, tmp_path, workers=2, VX11_REDIS_URL=redis_url, VX11_CACHE_KEY_PREFIX=prefix
+        standin.url,
+        tmp_path,
+        workers=2,
+        VX11_REDIS_URL=private_redis.url,
+        VX11_CACHE_KEY_PREFIX="deployment:",
     ) as deployed:
-        # A connection per request, so both workers serve (and keep copies of) the health.
-        before = [httpx.get(f"{deployed.url}/shub/health") for _ in range(40)]
-        assert {r.status_code for r in before} == {200}
-        assert "content-encoding" not in before[-1].headers
-        wait_for_log(deployed, IN_USE, count=2)  # both workers served it and keep a copy
+        url = f"{deployed.url}/shub/health"
+        # Bursts of new connections until both workers have served it and keep a copy.
+        with ThreadPoolExecutor(8) as pool:
+            deadline = time.monotonic() + 10
+            while cache_messages(deployed).count(IN_USE) < 2:
+                assert time.monotonic() < deadline, "one worker took every connection"
+                assert {r.status_code for r in pool.map(httpx.get, [url] * 16)} == {200}
+        assert "content-encoding" not in httpx.get(url).headers
         upstream.post("/__health", params={"gzip": "1"})
-        httpx.post(f"{deployed.url}/shub/cache/clear", headers=token).raise_for_status()
-        after = [httpx.get(f"{deployed.url}/shub/health") for _ in range(40)]
+        cleared = httpx.post(f"{deployed.url}/shub/cache/clear", headers=token).json()
+        assert cleared["workers"] == {"subscribed": 2, "acknowledged": 2}
+        with ThreadPoolExecutor(8) as pool:
+            after = list(pool.map(httpx.get, [url] * 40))
         assert {r.headers.get("content-encoding") for r in after} == {"gzip"}
-        assert int(upstream.get("/__stats").json()["/health"]) <= 4  # a fill per worker at most

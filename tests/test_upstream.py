@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from shubproxy import upstream
+from shubproxy.config import get_config
+from shubproxy.errors import BadRequest, ShubUnavailable, UriTooLong
 from tests import servers
 
 
@@ -131,3 +135,21 @@ def test_upstream_that_stops_taking_the_body_is_504_write_timeout(stalled_gatewa
     with httpx.Client(base_url=stalled_gateway.url, timeout=30) as c:
         response = c.post("/shub/upload", content=body, headers=token)
     assert_error(response, 504, "shub_timeout", "connection_write_timeout")
+
+
+def test_targets_httpx_cannot_take_are_client_errors_and_a_closed_client_unavailable():
+    # Servers other than uvicorn may pass raw non-ASCII bytes on; httpx takes ASCII only.
+    client = upstream.build_client(get_config())
+    with pytest.raises(BadRequest):
+        client.url_for(b"/echo/q?name=caf\xc3\xa9")
+    with pytest.raises(UriTooLong):
+        client.url_for(b"/echo/q?" + b"a" * 70_000)
+    request = httpx.Request("GET", client.url_for(b"/echo/q"))
+
+    async def after_close() -> None:
+        await client.aclose()
+        with upstream.translated_errors():
+            await client.hop(request)
+
+    with pytest.raises(ShubUnavailable):
+        asyncio.run(after_close())
