@@ -10,7 +10,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.servers import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -66,16 +67,6 @@ def log_tail(log: Path, lines: int = 30) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def fetch(
@@ -136,7 +127,7 @@ def _running(
         _wait_ready(name, process, log, ready)
         yield Service(name, port, process, log)
     finally:
-        _stop(process)
+        stop(process, timeout=15)
 
 
 def standin(workdir: Path) -> contextlib.AbstractContextManager[Service]:
