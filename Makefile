@@ -34,7 +34,7 @@ test: lint redis-server
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
 	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
-	  DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/test_canon.py tests/test_admin.py; \
+	  DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon; \
 	else \
 	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
 	fi

@@ -26,7 +26,7 @@ except ConfigError as exc:
 
 bind = os.environ.get("VX11_BIND", "").strip() or "127.0.0.1:8000"
 # uvicorn_worker.UvicornWorker, draining accepted connections on SIGHUP/SIGTERM (see module).
-worker_class = "vx11site.worker.DrainingUvicornWorker"
+worker_class = "shubproxy.compat.uvicorn.DrainingUvicornWorker"
 proc_name = "vx11-gateway"
 
 # Streams (SSE, large downloads) may run long: on SIGTERM or SIGHUP, in-flight requests get this

@@ -11,7 +11,6 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from urllib.parse import urlsplit
 
 DEFAULT_UPSTREAM = "http://127.0.0.1:8007"
@@ -50,6 +49,11 @@ class CacheConfig:
     ttl_health: int = 60
     ttl_ready: int = 60
     ttl_openapi: int = 300
+
+    def ttl(self, resource: str) -> int:
+        """The TTL of a public resource by name: ``health``, ``ready`` or ``openapi``."""
+        ttl: int = getattr(self, f"ttl_{resource}")
+        return ttl
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,13 +288,4 @@ def load_checked(env: Mapping[str, str]) -> GatewayConfig:
             + "; ".join(problems)
             + ". Set them, or set DJANGO_DEBUG=true for local development."
         )
-    return config
-
-
-@cache
-def get_config() -> GatewayConfig:
-    """The process's config, built once by the settings module."""
-    from django.conf import settings
-
-    config: GatewayConfig = settings.VX11
     return config

@@ -1,17 +1,32 @@
-"""What one request carries through the gateway's layers (ASGI middleware, view, log line)."""
+"""What one request carries through the gateway's layers: the worker's runtime, the correlation
+id, the route the proxy handler authorised, and the facts the access log reports."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from .proxy.paths import Route
+    from .runtime import Runtime
+
+# The one key of the ASGI scope the gateway adds: ``scope[SCOPE_KEY]`` is the RequestContext.
 SCOPE_KEY = "vx11"
+
+# The correlation id of the request being served, read by the log formatter so that every log
+# line of a request carries it (set by ``shubproxy.asgi.correlation``).
+current_correlation_id: ContextVar[str] = ContextVar("vx11_correlation_id", default="-")
 
 
 @dataclass(slots=True)
 class RequestContext:
-    correlation_id: str
+    runtime: Runtime
+    correlation_id: str = "-"
+    # Set by the proxy handler once the path is valid and the token checked; the view serves
+    # only what was authorised here.
+    route: Route | None = None
     upstream_seconds: float | None = None
     cache: str | None = None
 

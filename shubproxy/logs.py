@@ -6,12 +6,7 @@ import json
 import logging
 import time
 
-from . import correlation
-
-# The lines carry no source location: don't walk the stack for it on every record (the
-# "Optimization" section of the logging HOWTO). Process and thread ids stay: gunicorn's own
-# log format prints the process id.
-logging._srcfile = None
+from .context import current_correlation_id
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
@@ -37,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "correlation_id": correlation.current.get(),
+            "correlation_id": current_correlation_id.get(),
         }
         fields = getattr(record, "fields", None)
         if fields is not None:

@@ -73,7 +73,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "shubproxy",
+    # The canon and its admin: the only app with models. The proxy (``shubproxy``) is not a
+    # Django app: it has no models, templates or commands, and never touches the database.
+    "canon",
 ]
 
 # Only the site (admin, static) passes through these: /shub/ has its own handler without them.
@@ -128,17 +130,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# The health cache (shubproxy/cache.py). With Redis: django-redis, whose async methods talk
-# redis.asyncio on the event loop. Without: a per-process memory cache, correct for one worker
+# The health cache (shubproxy/healthcache/). With Redis: django-redis, whose settings the
+# gateway's own async connections read too (shubproxy/store/connection.py), so both sides talk
+# to Redis the same way. Without: a per-process memory cache, correct for one worker
 # (scripts/run.sh starts a private Redis, or runs one worker, when none is configured).
 _CACHE_COMMON = {
     "KEY_PREFIX": VX11.cache.key_prefix,
-    "KEY_FUNCTION": "shubproxy.cache_backend.make_key",
+    "KEY_FUNCTION": "shubproxy.healthcache.backend.make_key",
 }
 if VX11.cache.redis_url:
     CACHES = {
         "default": {
-            "BACKEND": "shubproxy.cache_backend.AsyncRedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": VX11.cache.redis_url,
             # Fail fast: a cache that does not answer in this time is skipped (fail open).
             "OPTIONS": {
@@ -151,7 +154,9 @@ if VX11.cache.redis_url:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "shubproxy.cache_backend.AsyncLocMemCache", **_CACHE_COMMON}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", **_CACHE_COMMON}
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

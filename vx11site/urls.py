@@ -1,13 +1,22 @@
+"""The site's URLs. ``/shub/`` is not among them: the gateway's router sends it to the proxy
+handler before Django resolves anything (``shubproxy.asgi.router``)."""
+
 from django.contrib import admin
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
-from shubproxy import views
+from vx11site import views
 
 urlpatterns = [
     path("healthz", views.healthz),
     path("readyz", views.readyz),
+    # The canon's pages lived under the proxy app's label before the canon became an app of
+    # its own: old links and bookmarks keep working.
+    re_path(
+        r"^admin/shubproxy/(?P<rest>.*)\Z",
+        RedirectView.as_view(url="/admin/canon/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
-    re_path(r"^shub/(?P<path>.*)\Z", views.proxy),
 ]
 
 handler400 = views.bad_request

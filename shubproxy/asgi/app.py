@@ -1,0 +1,36 @@
+"""The gateway's ASGI application, built from its config (``vx11site.asgi`` calls this once).
+
+Layers, outermost first, each in a module of its own:
+
+1. ``lifespan``: the worker's runtime, created at start-up; each request's context;
+2. ``correlation``: the request's correlation id, returned on every response;
+3. ``access_log``: one JSON line per request, after its last byte;
+4. ``body_limit``: the request body cap, before Django spools a byte;
+5. ``router``: ``/shub/`` to the proxy handler, the rest to Django's stock handler.
+
+Order matters: every layer inside ``correlation`` (errors of the body cap included) answers with
+the id, and the access log sees the status and bytes of those answers too.
+"""
+
+from __future__ import annotations
+
+from django.core.handlers.asgi import ASGIHandler
+
+from ..config import GatewayConfig
+from ..proxy.handler import ProxyASGIHandler
+from .access_log import AccessLogMiddleware
+from .body_limit import BodyLimitMiddleware
+from .correlation import CorrelationMiddleware
+from .lifespan import LifespanMiddleware
+from .router import RouterMiddleware
+from .types import ASGIApp
+
+
+def build_application(config: GatewayConfig) -> ASGIApp:
+    router = RouterMiddleware(proxy=ProxyASGIHandler(), site=ASGIHandler())
+    return LifespanMiddleware(
+        CorrelationMiddleware(
+            AccessLogMiddleware(BodyLimitMiddleware(router, max_bytes=config.max_body_bytes))
+        ),
+        config=config,
+    )

@@ -1,0 +1,101 @@
+"""Forwarding one request to shub and streaming its answer back, byte for byte; and the health
+cache's own fixed GET."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from django.http import HttpRequest
+
+from ..asgi.types import Headers
+from ..config import GatewayConfig
+from ..context import RequestContext, header
+from ..errors import UpstreamProtocolError
+from ..healthcache.policy import Entry
+from ..upstream.client import UpstreamClient
+from . import headers
+from .paths import PREFIX, Route
+from .responses import ProxyResponse
+
+# Bodies up to this size are sent in one piece; larger ones are read from Django's spool file
+# in chunks of the same size, so memory stays flat whatever the upload size.
+BODY_CHUNK = 256 * 1024
+
+
+def _body(request: HttpRequest) -> tuple[int | None, bytes | AsyncIterator[bytes] | None]:
+    """(Content-Length to announce, content) of the spooled request body."""
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared:
+        length = int(declared)  # the ASGI server has checked it against the bytes received
+        return length, request.read() if length <= BODY_CHUNK else _chunks(request)
+    if request.META.get("HTTP_TRANSFER_ENCODING"):
+        return None, _chunks(request)  # the client streamed it chunked; so do we
+    return None, None
+
+
+async def _chunks(request: HttpRequest) -> AsyncIterator[bytes]:
+    while chunk := request.read(BODY_CHUNK):
+        yield chunk
+
+
+async def fetch_for_cache(
+    client: UpstreamClient, target: bytes, *, correlation_id: str, config: GatewayConfig
+) -> Entry:
+    """The whole upstream answer to a fixed GET of ``target``, for the health cache.
+
+    Built from nothing the client sent (no query, cookie, credentials, conditionals, range or
+    encoding preference): what is stored and what concurrent clients share must be the answer
+    any client would get."""
+    response = await client.send(
+        "GET", client.url_for(target), headers.cache_fill_headers(correlation_id, config.shub_token)
+    )
+    body = await client.read(response)
+    _check_status(response.status_code)
+    return Entry(response.status_code, _client_headers(response, config), body, time.time())
+
+
+def _check_status(status: int) -> None:
+    if not 100 <= status <= 599:
+        raise UpstreamProtocolError(f"The shub service answered status {status}.")
+
+
+def _client_headers(response: httpx.Response, config: GatewayConfig) -> Headers:
+    return headers.client_response_headers(
+        response.headers.raw,
+        status=response.status_code,
+        upstream_base=config.upstream.encode(),
+        prefix=PREFIX,
+    )
+
+
+async def forward(request: HttpRequest, *, route: Route, context: RequestContext) -> ProxyResponse:
+    scope = request.scope  # type: ignore[attr-defined]
+    config = context.runtime.config
+    client = context.runtime.upstream
+    url = client.url_for(route.target + b"?" + route.query if route.query else route.target)
+    content_length, content = _body(request)
+    client_address = scope["client"][0] if scope.get("client") else None
+    upstream_headers = headers.upstream_request_headers(
+        scope["headers"],
+        peer=headers.Peer(client_address, scope["scheme"], header(scope, b"host")),
+        trusted_proxies=config.trusted_proxies,
+        correlation_id=context.correlation_id,
+        shub_token=config.shub_token,
+        content_length=content_length,
+    )
+    started = time.perf_counter()
+    response = await client.send(request.method or "GET", url, upstream_headers, content)
+    context.upstream_seconds = time.perf_counter() - started
+    try:
+        _check_status(response.status_code)
+    except UpstreamProtocolError:
+        await response.aclose()
+        raise
+    return ProxyResponse(
+        client.body(response),
+        response.status_code,
+        _client_headers(response, config),
+        response.aclose,
+    )

@@ -1,0 +1,63 @@
+"""Everything a worker keeps from start-up to shutdown, in one object.
+
+``Runtime.start`` runs in the worker's ASGI lifespan start-up (``shubproxy.asgi.lifespan``):
+it opens the upstream client's pool, the Redis connections and the health cache's listener for
+clears; ``close`` undoes it at shutdown. Requests reach it through their ``RequestContext``:
+no module-level singleton, and nothing is created by a first request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio
+
+from .config import GatewayConfig
+from .healthcache.backend import EntryStore, MemoryEntries, RedisEntries
+from .healthcache.service import HealthCache
+from .proxy.paths import PUBLIC
+from .store import connection
+from .store.bus import Bus
+from .upstream.client import UpstreamClient
+
+
+@dataclass
+class Runtime:
+    config: GatewayConfig
+    upstream: UpstreamClient
+    health: HealthCache
+    redis: redis.asyncio.Redis | None
+
+    @classmethod
+    async def start(cls, config: GatewayConfig) -> Runtime:
+        from django.conf import settings
+        from django.core.cache import caches
+
+        upstream = UpstreamClient(config)
+        await upstream.open()
+        client = None
+        bus = None
+        store: EntryStore
+        if config.cache.redis_url:
+            options = connection.options_of(settings.CACHES["default"])
+            client = connection.connect(options)
+            store = RedisEntries(client, caches["default"])
+            bus = Bus(client, options)
+        else:
+            store = MemoryEntries(caches["default"])
+        t = config.timeouts
+        health = HealthCache(
+            store,
+            config.cache,
+            names=PUBLIC.values(),
+            bus=bus,
+            lock_seconds=t.pool + t.connect + t.write + t.read,
+        )
+        await health.start()
+        return cls(config, upstream, health, client)
+
+    async def close(self) -> None:
+        await self.health.close()
+        await self.upstream.aclose()
+        if self.redis is not None:
+            await self.redis.aclose(close_connection_pool=True)
