@@ -25,6 +25,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-cache
 
 # The canon and admin tests run once more on PostgreSQL when one answers on 127.0.0.1:5432 (CI
 # has one: trust auth, user postgres); pytest-django creates and drops the test_ database.

@@ -33,6 +33,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "correlation_id": current_correlation_id.get(),
+            "pid": record.process,  # which worker: set by logging for every record anyway
         }
         fields = getattr(record, "fields", None)
         if fields is not None:

@@ -33,28 +33,31 @@ class Runtime:
         from django.conf import settings
         from django.core.cache import caches
 
+        # Settings first: one the Redis layer cannot honour stops start-up before anything opens.
+        options = (
+            connection.options_of(settings.CACHES["default"]) if config.cache.redis_url else None
+        )
         upstream = UpstreamClient(config)
         await upstream.open()
-        client = None
-        bus = None
-        store: EntryStore
-        if config.cache.redis_url:
-            options = connection.options_of(settings.CACHES["default"])
-            client = connection.connect(options)
-            store = RedisEntries(client, caches["default"])
-            bus = Bus(client, options)
-        else:
-            store = MemoryEntries(caches["default"])
+        client = connection.connect(options) if options else None
+        store: EntryStore = (
+            RedisEntries(client, caches["default"]) if client else MemoryEntries(caches["default"])
+        )
         t = config.timeouts
         health = HealthCache(
             store,
             config.cache,
             names=PUBLIC.values(),
-            bus=bus,
+            bus=Bus(client, options) if client and options else None,
             lock_seconds=t.pool + t.connect + t.write + t.read,
         )
-        await health.start()
-        return cls(config, upstream, health, client)
+        runtime = cls(config, upstream, health, client)
+        try:
+            await health.start()
+        except BaseException:
+            await runtime.close()
+            raise
+        return runtime
 
     async def close(self) -> None:
         await self.health.close()

@@ -3,7 +3,8 @@
 It answers what the real shub answers (``/health``, ``/ready``, ``/openapi.json``, a token-guarded
 ``/status``) plus routes that let a newcomer, the test suite and the benchmarks see every proxy
 behaviour: echo, slow, streamed, SSE, gzip, cookies, redirects, hop-by-hop headers, failures,
-and large downloads. It counts the requests it serves (``GET /__stats``, ``POST /__reset``).
+and large downloads. It counts the requests it serves (``GET /__stats``, ``POST /__reset``) and
+keeps the headers of the last one to each path (``GET /__seen?path=/health``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ MIB = 1024 * 1024
 ZEROS = bytes(MIB)
 
 counts: Counter[str] = Counter()
+# The headers of the last request to each path, for tests that must see what the gateway sent
+# to routes that do not echo (GET /__seen?path=/health).
+seen: dict[str, list[list[str]]] = {}
 gates: dict[str, asyncio.Semaphore] = {}
 # How /health answers; tests change it with POST /__health?status=503&delay=0.5&gzip=1.
 HEALTHY: dict[str, Any] = {"status": 200, "delay": 0.0, "gzip": False}
@@ -232,6 +236,8 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
         await _download(send, query)
     elif path == "/__stats" and method == "GET":
         await _send(send, 200, _json(dict(counts)))
+    elif path == "/__seen" and method == "GET":
+        await _send(send, 200, _json(seen.get(query.get("path", ""))))
     elif path == "/__release" and method == "POST":
         gates.setdefault(query.get("gate", ""), asyncio.Semaphore(0)).release()
         await _send(send, 200, _json({"released": query.get("gate")}))
@@ -241,6 +247,7 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, _json(health))
     elif path == "/__reset" and method == "POST":
         counts.clear()
+        seen.clear()
         gates.clear()
         health.update(HEALTHY)
         await _send(send, 200, _json({"reset": True}))
@@ -256,4 +263,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if not scope["path"].startswith("/__"):
         counts[scope["path"]] += 1
+        seen[scope["path"]] = [
+            [k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]
+        ]
     await _route(scope, receive, send)

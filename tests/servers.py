@@ -13,8 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from tests.tls import TLSFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -179,23 +182,55 @@ def silent_server() -> Iterator[str]:
 
 
 class RedisServer:
-    """A private redis-server on a free port, which a test may stop and start again."""
+    """A private redis-server on a free port, which a test may stop and start again; with a
+    password (``requirepass``) or TLS only (``tls``: the port speaks TLS, plain TCP is off)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(
+        self, tmp: Path, *, password: str | None = None, tls: TLSFiles | None = None
+    ) -> None:
         self.port = free_port()
         self.tmp = tmp
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        self.tls = tls
+        auth = f":{password}@" if password else ""
+        self.url = f"{'rediss' if tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
+    def args(self) -> list[str]:
+        args = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.tmp)]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.tls is None:
+            return [*args, "--port", str(self.port)]
+        return [*args, "--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key),
+                "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"]  # fmt: skip
+
+    def client(self) -> Any:
+        """A sync client with the server's own credentials (and CA), for the test to look."""
+        import redis
+
+        extra = {"ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
+        return redis.Redis.from_url(self.url, socket_connect_timeout=0.5, **extra)
+
     def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.tmp)]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
-        while not redis_answers(f"redis://127.0.0.1:{self.port}/0"):
+        while not self.answers():
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(self.client().ping())
+        except (redis.RedisError, OSError):
+            return False
 
     def stop(self) -> None:
         if self.process is not None:

@@ -36,7 +36,7 @@ class ProxyResponse(_RawHeaders, StreamingHttpResponse):
     ) -> None:
         super().__init__(body, status=status)
         self._adopt(raw_headers)
-        self._close = close
+        self.release_upstream = close
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # The chunks are bytes already: hand the iterator to the server as it is, so closing
@@ -45,7 +45,7 @@ class ProxyResponse(_RawHeaders, StreamingHttpResponse):
 
     async def aclose(self) -> None:
         """Release the upstream response (idempotent); the handler calls it after sending."""
-        await self._close()
+        await self.release_upstream()
 
 
 class ReplayResponse(_RawHeaders, HttpResponse):

@@ -179,6 +179,37 @@ def test_a_bad_file_changes_nothing_even_when_the_other_file_is_good(canon_dir):
     assert database() == before
 
 
+PLANTED_FAILURE = {
+    # The insert of a known gap (the last table a load writes) fails inside the database.
+    "sqlite": [
+        "CREATE TRIGGER planted BEFORE INSERT ON canon_knowngap "
+        "BEGIN SELECT RAISE(ABORT, 'planted failure'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'planted failure'; END $$",
+        "CREATE TRIGGER planted BEFORE INSERT ON canon_knowngap "
+        "FOR EACH ROW EXECUTE FUNCTION planted()",
+    ],
+}
+
+
+@pytest.mark.django_db
+def test_a_load_that_fails_part_way_through_writing_leaves_the_database_as_it_was(canon_dir):
+    load(canon_dir)
+    before = database()
+    # Valid changes, written in order: a flow reworded (early), a new known gap (last).
+    edit(canon_dir, FLOWS_FILE, lambda d: d["flows"][0].update(description="Reworded."))
+    new_gap = {"gap": "PLANTED", "description": "d", "severity": "low", "remediation": "r"}
+    edit(canon_dir, SHUB_FILE, lambda d: d["known_gaps"].append(new_gap))
+    with connection.cursor() as cursor:
+        for statement in PLANTED_FAILURE[connection.vendor]:
+            cursor.execute(statement)
+    with pytest.raises(CommandError, match="planted failure"):
+        load(canon_dir)
+    assert database() == before  # the reworded flow, written before the failure, is not kept
+
+
 # --- validation messages ----------------------------------------------------------------------
 
 

@@ -107,6 +107,18 @@ def wait_for_log(server: servers.Server, message: str, count: int = 1) -> None:
         time.sleep(0.02)
 
 
+def workers_that_served(server: servers.Server, cache: str) -> set[int]:
+    """The process ids of the workers whose access log shows /shub/health answered ``cache``."""
+    lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
+    return {
+        line["pid"]
+        for line in lines
+        if line["logger"] == "vx11.access"
+        and line["path"] == "/shub/health"
+        and line["cache"] == cache
+    }
+
+
 def redis_reads(url: str) -> int:
     stats = redis.Redis.from_url(url).info("commandstats")
     return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "exec"))
@@ -217,10 +229,18 @@ def test_a_clear_reaches_every_worker_of_a_deployment(
         VX11_CACHE_KEY_PREFIX="deployment:",
     ) as deployed:
         url = f"{deployed.url}/shub/health"
+        # Both workers subscribe while they start, not on a first miss: a clear made before
+        # any request reaches both.
+        deadline = time.monotonic() + 10
+        while sum('"worker started"' in line for line in deployed.log_lines()) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.02)
+        first = httpx.post(f"{deployed.url}/shub/cache/clear", headers=token).json()
+        assert first["workers"] == {"subscribed": 2, "acknowledged": 2}
         # Bursts of new connections until both workers have served it and keep a copy.
         with ThreadPoolExecutor(8) as pool:
             deadline = time.monotonic() + 10
-            while cache_messages(deployed).count(IN_USE) < 2:
+            while len(workers_that_served(deployed, "HIT")) < 2:
                 assert time.monotonic() < deadline, "one worker took every connection"
                 assert {r.status_code for r in pool.map(httpx.get, [url] * 16)} == {200}
         assert "content-encoding" not in httpx.get(url).headers
