@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from .proxy.paths import Route
     from .runtime import Runtime
 
+# Headers as ASGI carries them, and as every layer passes them on: (name, value) byte pairs,
+# names lower-case, repeats kept.
+Headers = list[tuple[bytes, bytes]]
+
 # The one key of the ASGI scope the gateway adds: ``scope[SCOPE_KEY]`` is the RequestContext.
 SCOPE_KEY = "vx11"
 

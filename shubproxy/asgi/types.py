@@ -1,5 +1,5 @@
-"""ASGI type names, the header-list type every layer uses, and sending a gateway error straight
-from an ASGI layer (before Django builds a request)."""
+"""ASGI type names, and sending a gateway error straight from an ASGI layer (before Django
+builds a request)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 # Loose on purpose: Django's handlers type their arguments more narrowly than ASGI servers do.
 ASGIApp = Callable[..., Awaitable[None]]
-# Headers as ASGI carries them: (name, value) byte pairs, names lower-case, repeats kept.
-Headers = list[tuple[bytes, bytes]]
 
 
 async def send_error(scope: Scope, send: Send, error: GatewayError) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..asgi.types import Headers
+from ..context import Headers
 from ..config import CacheConfig
 
 MAX_STORED_BODY = 4 * 1024 * 1024

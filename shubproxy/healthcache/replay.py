@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..asgi.types import Headers
+from ..context import Headers
 from .policy import Entry
 
 _OWN_HEADERS = frozenset({b"age", b"x-cache", b"cache-status"})

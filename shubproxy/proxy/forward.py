@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 from django.http import HttpRequest
 
-from ..asgi.types import Headers
+from ..context import Headers
 from ..config import GatewayConfig
 from ..context import RequestContext, header
 from ..errors import UpstreamProtocolError

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..asgi import correlation
-from ..asgi.types import Headers
+from ..context import Headers
 from ..config import IPNetwork
 from . import auth
 

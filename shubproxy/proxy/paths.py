@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import BadRequest
 
 PREFIX = b"/shub"
-PROXY_PATH = "/shub/"  # what the router sends to the proxy handler (it tests scope["path"])
+PROXY_PATH = PREFIX.decode() + "/"  # what the router sends to the proxy handler
 # The public resources: GET and HEAD need no token, and are answered from the health cache.
 # The name keys every other fact about them (cache key, TTL setting).
 PUBLIC: Mapping[bytes, str] = {

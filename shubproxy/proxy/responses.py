@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from ..asgi.types import Headers
+from ..context import Headers
 from ..compat.django import raw_iterator
 
 

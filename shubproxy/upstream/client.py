@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from ..config import GatewayConfig
+from ..context import Headers
 from ..errors import BadRequest, UpstreamBodyError, UriTooLong
 from .errors import translated
 from .transport import AiohttpTransport
@@ -32,7 +33,6 @@ HTTPX_MAX_URL = 65_536  # httpx's limit on a URL and on each of its parts
 URL_CACHE_SIZE = 4096  # upstream URLs kept built, per worker...
 CACHED_TARGET_BYTES = 256  # ...of targets this long at most: a few MiB, whoever sends what
 
-Headers = list[tuple[bytes, bytes]]
 Content = bytes | AsyncIterator[bytes] | None
 
 
