@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import Headers
 from ..config import CacheConfig
+from ..context import Headers
 
 MAX_STORED_BODY = 4 * 1024 * 1024
 

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 from django.http import HttpRequest
 
-from ..context import Headers
 from ..config import GatewayConfig
-from ..context import RequestContext, header
+from ..context import Headers, RequestContext, header
 from ..errors import UpstreamProtocolError
 from ..healthcache.policy import Entry
 from ..upstream.client import UpstreamClient

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..asgi import correlation
-from ..context import Headers
 from ..config import IPNetwork
+from ..context import Headers
 from . import auth
 
 VIA = b"1.1 vx11-gateway"

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from ..context import Headers
 from ..compat.django import raw_iterator
+from ..context import Headers
 
 
 class _RawHeaders:
