@@ -54,6 +54,25 @@ forwarded_allow_ips = ""
 # The gateway writes its own JSON access-log line; gunicorn's would be a second, different one.
 accesslog = None
 errorlog = "-"
+# gunicorn's own lines (and uvicorn's, whose worker logs through gunicorn's handlers) as JSON, like
+# the gateway's: one JSON object per line on stderr, whatever wrote it.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "shubproxy.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "json",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}
 # Worker heartbeats are file writes: keep them in memory, off a container's overlay filesystem.
 # (gunicorn creates each with mkstemp and unlinks it at once.)
 _SHM = "/dev/shm"  # noqa: S108

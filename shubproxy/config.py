@@ -57,6 +57,22 @@ class CacheConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """What a client connection may cost a worker, enforced as the bytes arrive
+    (``shubproxy.server``) and before a body is read (``shubproxy.asgi``)."""
+
+    max_header_bytes: int = 32 * 1024  # request line and headers together
+    max_headers: int = 100
+    header_timeout: float = 10.0  # seconds for a whole request head, from its first byte
+    body_timeout: float = 30.0  # seconds the gateway waits for the next piece of a body
+    max_connections: int = 2048  # per worker; more are answered 503 and closed at once
+    http_parser: str = "httptools"  # or "h11"
+
+
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     upstream: str = DEFAULT_UPSTREAM
     gateway_tokens: tuple[bytes, ...] = ()
@@ -66,6 +82,10 @@ class GatewayConfig:
     max_body_bytes: int = 100 * MIB
     trusted_proxies: tuple[IPNetwork, ...] = ()
     cache: CacheConfig = CacheConfig()
+    client: ClientLimits = ClientLimits()
+    # Host header values served (DJANGO_ALLOWED_HOSTS): Django checks them on the site, the
+    # proxy handler on /shub/.
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
     debug: bool = False
 
 
@@ -245,6 +265,17 @@ def _cache(env: Mapping[str, str]) -> CacheConfig:
     )
 
 
+def _client(env: Mapping[str, str]) -> ClientLimits:
+    return ClientLimits(
+        max_header_bytes=_whole_number(env, "VX11_MAX_HEADER_BYTES", 32 * 1024, minimum=1024),
+        max_headers=parse_positive_int(env, "VX11_MAX_HEADERS", 100),
+        header_timeout=_positive_number(env, "VX11_CLIENT_HEADER_TIMEOUT", 10.0),
+        body_timeout=_positive_number(env, "VX11_CLIENT_BODY_TIMEOUT", 30.0),
+        max_connections=parse_positive_int(env, "VX11_MAX_CONNECTIONS_PER_WORKER", 2048),
+        http_parser=parse_choice(env, "VX11_HTTP_PARSER", ("httptools", "h11"), "httptools"),
+    )
+
+
 def load_config(env: Mapping[str, str]) -> GatewayConfig:
     """Parse the ``VX11_*`` variables; raise ``ConfigError`` naming the first bad one."""
     return GatewayConfig(
@@ -261,6 +292,8 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         max_body_bytes=parse_positive_int(env, "VX11_MAX_BODY_BYTES", 100 * MIB),
         trusted_proxies=_trusted_proxies(env),
         cache=_cache(env),
+        client=_client(env),
+        allowed_hosts=parse_list(env, "DJANGO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
     )
 

@@ -4,9 +4,13 @@
     ├── BadRequest              400 bad_request
     ├── Forbidden               403 forbidden
     ├── MethodNotAllowed        405 method_not_allowed (with Allow)
+    ├── RequestTimeout          408 request_timeout    (a head or body too slow to arrive)
     ├── CacheUnavailable        503 cache_unavailable  (Redis down, where failing open is wrong)
+    ├── TooManyConnections      503 too_many_connections (this worker's connection cap)
     ├── PayloadTooLarge         413 payload_too_large
     ├── UriTooLong              414 uri_too_long
+    ├── HeadersTooLarge         431 headers_too_large
+    ├── NotImplementedByGateway 501 not_implemented    (a Transfer-Encoding other than chunked)
     └── UpstreamError           (has a Proxy-Status, RFC 9209)
         ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS, pool full)
         ├── ShubTimeout         504 shub_timeout       (connect, read or write timed out)
@@ -61,6 +65,33 @@ class MethodNotAllowed(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": self.allowed}
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    code = "request_timeout"
+    detail = "The request did not arrive in time."
+
+
+class TooManyConnections(GatewayError):
+    status = 503
+    code = "too_many_connections"
+    detail = "This gateway worker has as many connections as it takes; try again."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class HeadersTooLarge(GatewayError):
+    status = 431
+    code = "headers_too_large"
+    detail = "The request's headers are larger than the gateway accepts."
+
+
+class NotImplementedByGateway(GatewayError):
+    status = 501
+    code = "not_implemented"
+    detail = "The gateway does not implement what the request asks for."
 
 
 class CacheUnavailable(GatewayError):

@@ -12,6 +12,9 @@ from .context import current_correlation_id
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 class JsonFormatter(logging.Formatter):
     """Extra fields come from ``extra={"fields": {...}}`` (the gateway's own lines: no scan of
     the record) or, for other libraries' records, from any non-standard attribute."""
@@ -27,7 +30,7 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{int(msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": self._time(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -39,7 +42,13 @@ class JsonFormatter(logging.Formatter):
         if fields is not None:
             entry.update(fields)
         else:
-            entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+            # Other libraries' extras, plain values only: Django's django.request records carry
+            # the request object, whose text holds the full path with its query string.
+            entry.update(
+                (k, v)
+                for k, v in vars(record).items()
+                if k not in _STANDARD and isinstance(v, _PLAIN)
+            )
         if record.exc_info and record.exc_info[1] is not None:
             # The type and message are enough to act on; a traceback on stdout is not wanted.
             entry["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"

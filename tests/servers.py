@@ -108,8 +108,7 @@ def uvicorn_gateway(
     upstream: str, tmp: Path, **extra: str
 ) -> contextlib.AbstractContextManager[Server]:
     port = free_port()
-    args = [PYTHON, "-m", "uvicorn", "vx11site.asgi:application", "--port", str(port),
-            "--no-access-log", "--log-level", "warning", "--no-proxy-headers"]  # fmt: skip
+    args = [PYTHON, "-m", "tests.serve", "--port", str(port)]
     log = tmp / f"gateway-{port}.log"
     return run(
         args, env=gateway_env(upstream, tmp, **extra), ready_path="/healthz", port=port, log=log

@@ -13,7 +13,6 @@ from shubproxy.config import (
     load_checked,
     parse_bool,
     parse_choice,
-    parse_list,
     parse_non_negative_int,
     parse_origins,
     parse_proxy_ssl_header,
@@ -31,9 +30,7 @@ def _fail(message: str) -> NoReturn:
 _env = os.environ
 try:
     VX11 = load_checked(_env)
-    ALLOWED_HOSTS = list(
-        parse_list(_env, "DJANGO_ALLOWED_HOSTS", ("localhost", "127.0.0.1", "[::1]"))
-    )
+    ALLOWED_HOSTS = list(VX11.allowed_hosts)
     # Deployment security (`manage.py check --deploy`; README, "Deployment"). These act on the
     # site (admin, /healthz): /shub/ has its own handler without site middleware.
     # TLS usually ends at a load balancer: trust its X-Forwarded-Proto only when told to, since
@@ -180,7 +177,10 @@ LOGGING = {
         }
     },
     "loggers": {
-        "vx11": {"handlers": ["stdout"], "level": _LOG_LEVEL},
+        "vx11": {"handlers": ["stdout"], "level": _LOG_LEVEL, "propagate": False},
         "django": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
     },
+    # Everything else (Python warnings, which Django routes through logging, and any library's
+    # records) as JSON too: nothing on stdout or stderr that is not one JSON object per line.
+    "root": {"handlers": ["stdout"], "level": "WARNING"},
 }

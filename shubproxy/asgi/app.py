@@ -5,8 +5,12 @@ Layers, outermost first, each in a module of its own:
 1. ``lifespan``: the worker's runtime, created at start-up; each request's context;
 2. ``correlation``: the request's correlation id, returned on every response;
 3. ``access_log``: one JSON line per request, after its last byte;
-4. ``body_limit``: the request body cap, before Django spools a byte;
-5. ``router``: ``/shub/`` to the proxy handler, the rest to Django's stock handler.
+4. ``request_checks``: too many headers, a body framing the gateway does not take;
+5. ``body_limit``: the request body's size cap and idle timeout, before Django spools a byte;
+6. ``router``: ``/shub/`` to the proxy handler, the rest to Django's stock handler.
+
+Before all of them, the server's protocol (``shubproxy.compat.uvicorn``) has limited the head's
+size and time as its bytes arrived.
 
 Order matters: every layer inside ``correlation`` (errors of the body cap included) answers with
 the id, and the access log sees the status and bytes of those answers too.
@@ -22,15 +26,15 @@ from .access_log import AccessLogMiddleware
 from .body_limit import BodyLimitMiddleware
 from .correlation import CorrelationMiddleware
 from .lifespan import LifespanMiddleware
+from .request_checks import RequestChecksMiddleware
 from .router import RouterMiddleware
 from .types import ASGIApp
 
 
 def build_application(config: GatewayConfig) -> ASGIApp:
     router = RouterMiddleware(proxy=ProxyASGIHandler(), site=ASGIHandler())
-    return LifespanMiddleware(
-        CorrelationMiddleware(
-            AccessLogMiddleware(BodyLimitMiddleware(router, max_bytes=config.max_body_bytes))
-        ),
-        config=config,
+    body = BodyLimitMiddleware(
+        router, max_bytes=config.max_body_bytes, idle_seconds=config.client.body_timeout
     )
+    checks = RequestChecksMiddleware(body, limits=config.client)
+    return LifespanMiddleware(CorrelationMiddleware(AccessLogMiddleware(checks)), config=config)

@@ -18,12 +18,24 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 
 async def send_error(scope: Scope, send: Send, error: GatewayError) -> None:
-    """Answer with the gateway's JSON error body."""
+    """Answer with the gateway's JSON error body. Sent before the request's body was read, so a
+    request that has one is answered with ``Connection: close``: whatever of its body is still
+    on its way is not read."""
     body = error_body(error, of_scope(scope).correlation_id)
     headers = [
         (b"content-type", JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         *((k.encode(), v.encode()) for k, v in error.headers().items()),
     ]
+    if has_body(scope):
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def has_body(scope: Scope) -> bool:
+    """Does the request announce a body (a non-zero Content-Length, or any Transfer-Encoding)?"""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
+            return True
+    return False

@@ -1,25 +1,40 @@
-"""The gunicorn worker, and every private part of uvicorn and uvicorn-worker the gateway uses.
+"""The gunicorn worker and the HTTP protocols it serves with, and every private part of uvicorn
+and uvicorn-worker the gateway uses.
 
 ``DrainingUvicornWorker`` is ``uvicorn_worker.UvicornWorker`` (gunicorn.conf.py names it as
 ``worker_class``) whose shutdown drains accepted connections, without uvicorn's proxy-headers
-layer: the gateway applies its own rule for forwarded headers (VX11_TRUSTED_PROXIES), so that
-layer could only cost time on every request.
+layer (the gateway applies its own rule for forwarded headers, VX11_TRUSTED_PROXIES, so that
+layer could only cost time) and without a ``Server`` header naming uvicorn. It serves with
+``GuardedHttpToolsProtocol`` (or ``GuardedH11Protocol``, VX11_HTTP_PARSER=h11): uvicorn's
+protocols with the limits of ``shubproxy.server.limits`` applied as the bytes arrive, which
+uvicorn has no settings for (a request head's size and time, connections per worker), and its
+own parse errors and unsupported upgrades answered quietly, in the gateway's JSON.
 """
 
 import asyncio
 import socket
 import sys
+from typing import Any
 
+import h11
+import httptools
 import uvicorn
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
+from ..config import ClientLimits
+from ..errors import BadRequest, GatewayError, RequestTimeout, TooManyConnections
+from ..server.limits import HeadBudget, refusal
 from . import Hook, assigned_in, attribute, instance_attribute
 
 # How long a stopping worker keeps serving connections it has just accepted, before it closes
 # those without a request in progress.
 ACCEPTED_GRACE = 1.0
+
+_PROTOCOL_STATE = ("connections", "transport", "cycle", "client", "loop", "flow")
 
 # What this module reads, overrides or calls.
 PRIVATE_HOOKS: tuple[Hook, ...] = (
@@ -29,7 +44,173 @@ PRIVATE_HOOKS: tuple[Hook, ...] = (
     assigned_in(Worker.load_wsgi, "self.wsgi", "gunicorn Worker.wsgi (the loaded app)"),
     assigned_in(uvicorn.Server.startup, "self.servers", "uvicorn.Server.servers"),
     instance_attribute(lambda: uvicorn.Server(uvicorn.Config("")), "started", "Server.started"),
+    *(
+        assigned_in(protocol.connection_made, f"self.{name}", f"{protocol.__name__}.{name}")
+        for protocol in (HttpToolsProtocol, H11Protocol)
+        for name in ("connections", "transport", "client")
+    ),
+    *(
+        attribute(protocol, name, f"{protocol.__name__}.{name}")
+        for protocol in (HttpToolsProtocol, H11Protocol)
+        for name in ("_unsupported_upgrade_warning", "_unset_keepalive_if_required")
+    ),
+    attribute(HttpToolsProtocol, "on_headers_complete", "HttpToolsProtocol.on_headers_complete"),
+    attribute(HttpToolsProtocol, "on_message_complete", "HttpToolsProtocol.on_message_complete"),
+    assigned_in(HttpToolsProtocol.__init__, "self.parser", "HttpToolsProtocol.parser"),
+    assigned_in(H11Protocol.__init__, "self.conn", "H11Protocol.conn"),
+    attribute(H11Protocol, "send_400_response", "H11Protocol.send_400_response"),
+    assigned_in(HttpToolsProtocol.on_headers_complete, "self.cycle = ", "HttpToolsProtocol.cycle"),
+    assigned_in(H11Protocol.handle_events, "self.cycle = ", "H11Protocol.cycle"),
 )
+
+
+class _Guard:
+    """The gateway's limits on a connection, for either parser's protocol.
+
+    A head is timed from its first byte (the first request's from the connection's opening),
+    so an idle keep-alive connection is uvicorn's keep-alive timeout's business, not this."""
+
+    _limits: ClientLimits | None = None  # read from the settings once, by the first connection
+    # uvicorn's protocol attributes (set by its connection_made and parsers):
+    connections: set[Any]
+    transport: asyncio.Transport
+    cycle: Any
+    client: tuple[str, int] | None
+    loop: asyncio.AbstractEventLoop
+
+    @classmethod
+    def limits(cls) -> ClientLimits:
+        if cls._limits is None:
+            from django.conf import settings  # set up by the app's import, before any connection
+
+            limits: ClientLimits = settings.VX11.client
+            _Guard._limits = limits
+        return _Guard._limits  # type: ignore[return-value]
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        limits = self.limits()
+        self._budget = HeadBudget(limits.max_header_bytes)
+        self._head_timer: asyncio.TimerHandle | None = None
+        if len(self.connections) > limits.max_connections:
+            self._refuse(TooManyConnections())
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused already: nothing more is read
+        reading_head = self._head_open()
+        if reading_head:
+            if (error := self._budget.admit(data)) is not None:
+                self._refuse(error)
+                return
+            if self._head_timer is None:
+                self._arm_head_timer()
+        cycle = self.cycle
+        self._parse(data)
+        if self.cycle is not cycle or not reading_head:
+            # A head was completed (the cycle is new), or a body ended and maybe a new head
+            # began in this read: count afresh, time it from its next read.
+            self._disarm_head_timer()
+            self._budget.reset()
+
+    def _head_open(self) -> bool:
+        raise NotImplementedError
+
+    def _parse(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.limits().header_timeout, self._head_late)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self._head_open():
+            seconds = self.limits().header_timeout
+            self._refuse(RequestTimeout(f"The request head did not arrive within {seconds:g} s."))
+
+    def _refuse(self, error: GatewayError) -> None:
+        self._disarm_head_timer()
+        if self.transport.is_closing():
+            return
+        # Never in the middle of a response already being written (pipelining): then only close.
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(refusal(error, self.client))
+        self.transport.close()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # Not a warning per request (two lines each, a log flood anyone could cause): the
+        # gateway proxies no upgrades, and the request is served as plain HTTP.
+        pass
+
+
+class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
+    parser: Any
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._reading_head = True
+        super().connection_made(transport)
+
+    def _head_open(self) -> bool:
+        return self._reading_head
+
+    def _parse(self, data: bytes) -> None:
+        # uvicorn's data_received, with a parse error answered in the gateway's JSON (and one
+        # access-log line) instead of a plain-text 400 and a warning per bad request.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # An upgrade the gateway does not do: this request is answered as plain HTTP, and the
+            # parser reads no further request on this connection, so it closes after the answer.
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+        except httptools.HttpParserError:
+            self._refuse(BadRequest("The request is not valid HTTP/1.1."))
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head = True
+
+
+class GuardedH11Protocol(_Guard, H11Protocol):  # type: ignore[misc]  # uvicorn narrows its signature
+    conn: h11.Connection
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # h11's own bound on a head, a little above ours: ours refuses first, with a 431.
+        self.conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.limits().max_header_bytes + 1024
+        )
+
+    def _head_open(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+    def _parse(self, data: bytes) -> None:
+        H11Protocol.data_received(self, data)
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(BadRequest("The request is not valid HTTP/1.1."))
+
+
+PROTOCOLS: dict[str, type[asyncio.Protocol]] = {
+    "httptools": GuardedHttpToolsProtocol,
+    "h11": GuardedH11Protocol,
+}
 
 
 class _DrainingServer(uvicorn.Server):
@@ -48,10 +229,11 @@ class _DrainingServer(uvicorn.Server):
 
 
 class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False, "server_header": False}
 
     async def _serve(self) -> None:  # as UvicornWorker._serve (uvicorn-worker 0.4.0)
         self.config.app = self.wsgi
+        self.config.http = PROTOCOLS[_Guard.limits().http_parser]
         server = _DrainingServer(config=self.config)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)

@@ -48,7 +48,7 @@ async def fetch_for_cache(
     encoding preference): what is stored and what concurrent clients share must be the answer
     any client would get."""
     response = await client.send(
-        "GET", client.url_for(target), headers.cache_fill_headers(correlation_id, config.shub_token)
+        "GET", client.url_for(target), headers.cache_fill_headers(correlation_id)
     )
     body = await client.read(response)
     _check_status(response.status_code)
@@ -56,7 +56,10 @@ async def fetch_for_cache(
 
 
 def _check_status(status: int) -> None:
-    if not 100 <= status <= 599:
+    if not 200 <= status <= 599:
+        # 1xx is not an answer: the gateway asks for no protocol switch (Upgrade is hop-by-hop
+        # and never forwarded), so a 101 is shub misbehaving, and the connection must not be
+        # handed over to whatever it speaks next.
         raise UpstreamProtocolError(f"The shub service answered status {status}.")
 
 

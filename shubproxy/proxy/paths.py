@@ -41,14 +41,11 @@ class Route:
     raw_path: bytes
     target: bytes  # the upstream path
     query: bytes
-    public: str | None  # the public resource's name, for a GET or HEAD of one
+    # The public resource's name, for a GET or HEAD of one. Always answered by the health
+    # cache, whatever the query string (which is ignored): an anonymous client can cost shub
+    # at most one request per resource and TTL, however many queries it makes up.
+    public: str | None
     cache_clear: bool
-
-    @property
-    def cached(self) -> str | None:
-        """The resource the health cache answers for; a query string makes it another
-        resource, never stored or shared."""
-        return self.public if not self.query else None
 
 
 def route_of(scope: Mapping[str, Any]) -> Route:

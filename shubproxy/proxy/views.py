@@ -28,7 +28,7 @@ async def proxy(request: HttpRequest) -> HttpResponseBase:
             raise Forbidden("The request was not authorised by the gateway.")
         if route.cache_clear:
             return await _clear_cache(runtime.health, request.method or "")
-        if (name := route.cached) is not None:
+        if (name := route.public) is not None:
 
             def fetch() -> Awaitable[Entry]:
                 return forward.fetch_for_cache(
@@ -40,11 +40,7 @@ async def proxy(request: HttpRequest) -> HttpResponseBase:
 
             answer, context.cache = await runtime.health.serve(name, fetch)
             return ReplayResponse(answer.status, answer.headers, answer.body)
-        response = await forward.forward(request, route=route, context=context)
-        if route.public is not None:  # a public resource with a query: not the cached one
-            context.cache = response["X-Cache"] = "BYPASS"
-            response["Cache-Status"] = "vx11-gateway; fwd=bypass; detail=query"
-        return response
+        return await forward.forward(request, route=route, context=context)
     except GatewayError as error:
         return error_response(error, context.correlation_id)
 

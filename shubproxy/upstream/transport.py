@@ -112,8 +112,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self, request: httpx.Request, timeout: dict[str, float | None]
     ) -> aiohttp.ClientResponse:
         # aiohttp frames a body of unknown length itself (chunked) and refuses the header.
+        # aiohttp writes header strings as UTF-8: decoded as UTF-8 (the gateway forwards ASCII
+        # or UTF-8 values only), every value goes out as the bytes that came in.
         headers = CIMultiDict(
-            (k.decode("latin-1"), v.decode("latin-1"))
+            (k.decode("latin-1"), v.decode("utf-8"))
             for k, v in request.headers.raw
             if k.lower() != b"transfer-encoding"
         )

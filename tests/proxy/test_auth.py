@@ -72,7 +72,9 @@ def test_a_request_without_a_token_is_refused_before_its_body_is_read(gateway):
 
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /shub/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 52428800\r\n\r\n")
+        sock.sendall(
+            b"POST /shub/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 52428800\r\n\r\n"
+        )
         answer = b""
         while b'"error": "forbidden"' not in answer and (chunk := sock.recv(65536)):
             answer += chunk  # headers and body may come in separate segments

@@ -133,7 +133,7 @@ def test_sse_events_arrive_one_by_one(client, token, upstream):
 def test_client_disconnect_closes_the_upstream_stream(gateway, token, upstream):
     with socket.create_connection(("127.0.0.1", int(gateway.url.rsplit(":", 1)[1]))) as sock:
         sock.sendall(
-            b"GET /shub/stream?chunks=50&gate=d1 HTTP/1.1\r\nHost: gw\r\n"
+            b"GET /shub/stream?chunks=50&gate=d1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"X-VX11-GW-TOKEN: " + token["X-VX11-GW-TOKEN"].encode() + b"\r\n\r\n"
         )
         received = b""

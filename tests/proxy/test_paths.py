@@ -17,7 +17,11 @@ def raw_request(url: str, target: bytes, headers: bytes = b"") -> tuple[int, byt
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
-            b"GET " + target + b" HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n" + headers + b"\r\n"
+            b"GET "
+            + target
+            + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            + headers
+            + b"\r\n"
         )
         data = b""
         while chunk := sock.recv(65536):

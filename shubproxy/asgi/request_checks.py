@@ -1,0 +1,31 @@
+"""Requests the gateway refuses from their head alone, before anything reads their body: too
+many headers (431), or a body framed other than with ``Content-Length`` or plain ``chunked``
+(501: ``Transfer-Encoding: identity, chunked`` or ``gzip, chunked`` would make the gateway and
+the upstream disagree on where the body ends, or drop a coding).
+
+The head's size and time are limited earlier still, as its bytes arrive (``shubproxy.server``).
+"""
+
+from __future__ import annotations
+
+from ..config import ClientLimits
+from ..context import header
+from ..errors import HeadersTooLarge, NotImplementedByGateway
+from .types import ASGIApp, Receive, Scope, Send, send_error
+
+
+class RequestChecksMiddleware:
+    def __init__(self, app: ASGIApp, *, limits: ClientLimits) -> None:
+        self.app = app
+        self.max_headers = limits.max_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if len(scope["headers"]) > self.max_headers:
+                error = HeadersTooLarge(f"The request has more than {self.max_headers} headers.")
+                return await send_error(scope, send, error)
+            coding = header(scope, b"transfer-encoding")
+            if coding is not None and coding.strip().lower() != b"chunked":
+                detail = "The gateway accepts request bodies framed as chunked or by length only."
+                return await send_error(scope, send, NotImplementedByGateway(detail))
+        await self.app(scope, receive, send)
