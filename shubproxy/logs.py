@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import time
 
 from .context import current_correlation_id
@@ -53,3 +54,10 @@ class JsonFormatter(logging.Formatter):
             # The type and message are enough to act on; a traceback on stdout is not wanted.
             entry["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
         return json.dumps(entry, default=str)
+
+
+def configure(config: dict[str, object]) -> None:
+    """Django's ``LOGGING_CONFIG``: the settings' ``LOGGING``, and Python's warnings routed
+    through it (as JSON lines like everything else, not as raw text on stderr)."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)

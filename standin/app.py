@@ -4,7 +4,8 @@ It answers what the real shub answers (``/health``, ``/ready``, ``/openapi.json`
 ``/status``) plus routes that let a newcomer, the test suite and the benchmarks see every proxy
 behaviour: echo, slow, streamed, SSE, gzip, cookies, redirects, hop-by-hop headers, failures,
 and large downloads. It counts the requests it serves (``GET /__stats``, ``POST /__reset``) and
-keeps the headers of the last one to each path (``GET /__seen?path=/health``).
+keeps the headers of the last one to each path (``GET /__seen?path=/health``) and a journal of
+all of them (``GET /__journal``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import gzip
 import hashlib
 import json
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,6 +32,9 @@ counts: Counter[str] = Counter()
 # The headers of the last request to each path, for tests that must see what the gateway sent
 # to routes that do not echo (GET /__seen?path=/health).
 seen: dict[str, list[list[str]]] = {}
+# Every request served, newest last (method, raw path, query, headers), for tests that must
+# know what reached the upstream at all (GET /__journal). Bounded: the oldest go first.
+journal: deque[dict[str, Any]] = deque(maxlen=20_000)
 gates: dict[str, asyncio.Semaphore] = {}
 # How /health answers; tests change it with POST /__health?status=503&delay=0.5&gzip=1.
 HEALTHY: dict[str, Any] = {"status": 200, "delay": 0.0, "gzip": False}
@@ -236,6 +240,8 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
         await _download(send, query)
     elif path == "/__stats" and method == "GET":
         await _send(send, 200, _json(dict(counts)))
+    elif path == "/__journal" and method == "GET":
+        await _send(send, 200, _json(list(journal)))
     elif path == "/__seen" and method == "GET":
         await _send(send, 200, _json(seen.get(query.get("path", ""))))
     elif path == "/__release" and method == "POST":
@@ -248,6 +254,7 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/__reset" and method == "POST":
         counts.clear()
         seen.clear()
+        journal.clear()
         gates.clear()
         health.update(HEALTHY)
         await _send(send, 200, _json({"reset": True}))
@@ -263,7 +270,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if not scope["path"].startswith("/__"):
         counts[scope["path"]] += 1
-        seen[scope["path"]] = [
-            [k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]
-        ]
+        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
+        seen[scope["path"]] = headers
+        journal.append(
+            {
+                "method": scope["method"],
+                "raw_path": scope.get("raw_path", b"").decode("latin-1"),
+                "query_string": scope["query_string"].decode("latin-1"),
+                "headers": headers,
+            }
+        )
     await _route(scope, receive, send)

@@ -3,6 +3,7 @@ read once here; the gateway's own settings become one frozen ``GatewayConfig`` (
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -15,6 +16,7 @@ from shubproxy.config import (
     parse_choice,
     parse_non_negative_int,
     parse_origins,
+    parse_positive_int,
     parse_proxy_ssl_header,
 )
 
@@ -49,6 +51,8 @@ try:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = parse_bool(
         _env, "DJANGO_SECURE_COOKIES", not VX11.debug
     )
+    _ADMIN_LOGIN_FAILURE_LIMIT = parse_positive_int(_env, "VX11_ADMIN_LOGIN_FAILURE_LIMIT", 5)
+    _ADMIN_LOCKOUT_SECONDS = parse_positive_int(_env, "VX11_ADMIN_LOCKOUT_SECONDS", 900)
     _LOG_LEVEL = parse_choice(
         _env, "VX11_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "INFO"
     )
@@ -70,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # failed admin logins, throttled per user and per IP (below)
     # The canon and its admin: the only app with models. The proxy (``shubproxy``) is not a
     # Django app: it has no models, templates or commands, and never touches the database.
     "canon",
@@ -78,6 +83,8 @@ INSTALLED_APPS = [
 # Only the site (admin, static) passes through these: /shub/ has its own handler without them.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A Content-Security-Policy on every site page (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Serves /static/ (the admin's CSS and JS) from the gunicorn/uvicorn processes themselves,
     # no nginx needed. Sync-only, which is fine here: /shub/ never passes through MIDDLEWARE.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -87,7 +94,40 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Failed admin logins: after VX11_ADMIN_LOGIN_FAILURE_LIMIT of them, the username and the
+# client address (each on its own) are locked out for VX11_ADMIN_LOCKOUT_SECONDS, whatever the
+# password tried next. The address is the client's as the gateway sees it (VX11_TRUSTED_PROXIES).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=_ADMIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "vx11site.security.client_ip"
+AXES_LOCKOUT_TEMPLATE = "locked_out.html"
+
+# The admin runs on its own files only: no inline script or style, no framing, forms posted
+# back to this site only. (tests/canon/test_admin_browser.py checks the admin works under it.)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 ROOT_URLCONF = "vx11site.urls"
 ASGI_APPLICATION = "vx11site.asgi.application"
@@ -95,7 +135,7 @@ ASGI_APPLICATION = "vx11site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "vx11site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -165,6 +205,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(_env.get("DJANGO_STATIC_ROOT", "").strip() or BASE_DIR / "staticfiles")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+LOGGING_CONFIG = "shubproxy.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

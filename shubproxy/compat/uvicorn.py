@@ -12,6 +12,7 @@ own parse errors and unsupported upgrades answered quietly, in the gateway's JSO
 """
 
 import asyncio
+import logging
 import socket
 import sys
 from typing import Any
@@ -33,6 +34,12 @@ from . import Hook, assigned_in, attribute, instance_attribute
 # How long a stopping worker keeps serving connections it has just accepted, before it closes
 # those without a request in progress.
 ACCEPTED_GRACE = 1.0
+# After an answer sent while the client may still be sending: how long (and how much) the
+# connection goes on reading and dropping what arrives before it closes (see _Lingering).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
+# What uvicorn's h11 protocol logs for each malformed request (see _WithoutParseWarnings).
+_PARSE_WARNING = "Invalid HTTP request received."
 
 _PROTOCOL_STATE = ("connections", "transport", "cycle", "client", "loop", "flow")
 
@@ -59,9 +66,69 @@ PRIVATE_HOOKS: tuple[Hook, ...] = (
     assigned_in(HttpToolsProtocol.__init__, "self.parser", "HttpToolsProtocol.parser"),
     assigned_in(H11Protocol.__init__, "self.conn", "H11Protocol.conn"),
     attribute(H11Protocol, "send_400_response", "H11Protocol.send_400_response"),
+    assigned_in(H11Protocol.__init__, "self.logger", "H11Protocol.logger"),
+    assigned_in(H11Protocol.handle_events, f'"{_PARSE_WARNING}"', "H11Protocol's parse warning"),
     assigned_in(HttpToolsProtocol.on_headers_complete, "self.cycle = ", "HttpToolsProtocol.cycle"),
     assigned_in(H11Protocol.handle_events, "self.cycle = ", "H11Protocol.cycle"),
 )
+
+
+class _Lingering:
+    """A connection's transport, except that closing it while the client may still be sending
+    (a body or a head not read to its end) half-closes first: the answer goes out, what the
+    client still sends is read and dropped for up to LINGER_SECONDS (LINGER_BYTES at most),
+    then the connection closes. Closing at once would make the kernel answer the unread bytes
+    with a reset, which destroys the answer in flight: the client would see "connection reset"
+    instead of its 413, 403 or 431 (nginx's lingering close, for the same reason)."""
+
+    def __init__(self, transport: asyncio.Transport, guard: "_Guard") -> None:
+        self._transport = transport
+        self._guard = guard
+        self._timer: asyncio.TimerHandle | None = None
+        self.dropping = False
+
+    def close(self) -> None:
+        if self.dropping or self._transport.is_closing():
+            return
+        if self._guard.unread_input() and self._transport.can_write_eof():
+            self.dropping = True
+            self._transport.write_eof()
+            self._transport.resume_reading()  # a body paused by flow control is read and dropped
+            self._timer = self._guard.loop.call_later(LINGER_SECONDS, self._transport.close)
+        else:
+            self._transport.close()
+
+    def drop(self, data: bytes) -> None:
+        """What the client still sent after the answer: read and forgotten, up to a bound."""
+        self._guard.dropped += len(data)
+        if self._guard.dropped > LINGER_BYTES:
+            self._transport.abort()
+
+    def forget(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def is_closing(self) -> bool:
+        return self.dropping or self._transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if not self.dropping:  # after the half-close, nothing more is written
+            self._transport.write(data)
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
 
 
 class _Guard:
@@ -88,10 +155,13 @@ class _Guard:
         return _Guard._limits  # type: ignore[return-value]
 
     def connection_made(self, transport: asyncio.Transport) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
         limits = self.limits()
         self._budget = HeadBudget(limits.max_header_bytes)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
+        self.dropped = 0
+        self._lingering = _Lingering(transport, self)
+        super().connection_made(self._lingering)  # type: ignore[misc]
         if len(self.connections) > limits.max_connections:
             self._refuse(TooManyConnections())
             return
@@ -99,11 +169,19 @@ class _Guard:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self._lingering.forget()
         super().connection_lost(exc)  # type: ignore[misc]
 
+    def unread_input(self) -> bool:
+        """May the client still be sending: a head refused part-way, or a body not all read?"""
+        return self._refused or (self.cycle is not None and self.cycle.more_body)
+
     def data_received(self, data: bytes) -> None:
+        if self._lingering.dropping:
+            self._lingering.drop(data)
+            return
         if self.transport.is_closing():
-            return  # refused already: nothing more is read
+            return  # closed: nothing more is read
         reading_head = self._head_open()
         if reading_head:
             if (error := self._budget.admit(data)) is not None:
@@ -143,9 +221,15 @@ class _Guard:
         self._disarm_head_timer()
         if self.transport.is_closing():
             return
-        # Never in the middle of a response already being written (pipelining): then only close.
-        if self.cycle is None or self.cycle.response_complete:
+        self._refused = True
+        cycle = self.cycle
+        # Never in the middle of a response already being written: then only close.
+        if cycle is None or cycle.response_complete or not cycle.response_started:
             self.transport.write(refusal(error, self.client))
+        if cycle is not None and not cycle.response_complete:
+            # The request being served gets a disconnect, and nothing it sends goes out now.
+            cycle.disconnected = True
+            cycle.message_event.set()
         self.transport.close()
 
     def _unsupported_upgrade_warning(self) -> None:
@@ -187,11 +271,26 @@ class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
         self._reading_head = True
 
 
+class _WithoutParseWarnings(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """uvicorn's logger, minus the warning its h11 protocol writes for each malformed request
+    (anyone could flood the log with them): the refusal writes the one access-log line."""
+
+    @property
+    def level(self) -> int:
+        level: int = self.logger.level
+        return level
+
+    def warning(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        if msg != _PARSE_WARNING:
+            super().warning(msg, *args, **kwargs)
+
+
 class GuardedH11Protocol(_Guard, H11Protocol):  # type: ignore[misc]  # uvicorn narrows its signature
     conn: h11.Connection
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.logger = _WithoutParseWarnings(self.logger, {})  # type: ignore[assignment]
         # h11's own bound on a head, a little above ours: ours refuses first, with a 431.
         self.conn = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.limits().max_header_bytes + 1024

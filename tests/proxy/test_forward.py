@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import servers
+
 
 def echo(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
@@ -177,3 +179,23 @@ def test_no_cookie_jar_upstream_cookies_never_reach_another_client(gateway, toke
 def test_client_cookies_are_forwarded(client, token):
     seen = echo(client.get("/shub/echo/c", headers={**token, "Cookie": "sid=abc"}))
     assert ["cookie", "sid=abc"] in seen["headers"]
+
+
+@pytest.fixture(scope="module")
+def switching_gateway(tmp_path_factory):
+    reply = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    with servers.garbage_server(reply) as url:
+        with servers.uvicorn_gateway(url, tmp_path_factory.mktemp("101")) as gw:
+            yield gw
+
+
+def test_an_unrequested_protocol_switch_from_the_upstream_is_a_502(switching_gateway, token):
+    with httpx.Client(base_url=switching_gateway.url) as c:
+        response = c.get(
+            "/shub/anything", headers={**token, "Connection": "Upgrade", "Upgrade": "h2c"}
+        )
+        assert response.status_code == 502
+        assert response.json()["error"] == "gateway_error"
+        assert "101" in response.json()["detail"]
+        # And the connection to the client is still plain HTTP.
+        assert c.get("/shub/anything", headers=token).status_code == 502

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import httpx
 import pytest
 
 from shubproxy.proxy import headers
-from tests import servers
+from tests import rawhttp, servers
+from tests.conftest import SHUB_TOKEN
 
 
 def upstream_saw(response: httpx.Response) -> dict[str, list[str]]:
@@ -136,3 +138,74 @@ def test_304_reaches_the_client_without_a_body_and_the_connection_stays_usable(
             assert response.content == b""
             assert response.headers["etag"] == '"v1"'
             assert "content-length" not in response.headers
+
+
+SPOOFED = {
+    "X-Real-IP": "6.6.6.6",
+    "X-Client-IP": "6.6.6.6",
+    "True-Client-IP": "6.6.6.6",
+    "CF-Connecting-IP": "6.6.6.6",
+    "X-Forwarded-Port": "443",
+    "X-Forwarded-Prefix": "/admin",
+    "X-Original-URL": "/admin/secret",
+    "X-Rewrite-URL": "/admin/secret",
+    "X-HTTP-Method-Override": "DELETE",
+    "X-Method-Override": "DELETE",
+}
+
+
+def test_client_headers_upstreams_trust_never_reach_them(client, token):
+    seen = upstream_saw(client.get("/shub/echo/spoof", headers={**token, **SPOOFED}))
+    for name in SPOOFED:
+        if name != "X-Real-IP":
+            assert name.lower() not in seen, name
+    assert seen["x-real-ip"] == ["127.0.0.1"]  # the gateway's own: the peer
+    assert "6.6.6.6" not in str(seen)
+
+
+def test_behind_a_trusted_proxy_x_real_ip_is_the_client_it_saw(trusting_gateway, token):
+    with httpx.Client(base_url=trusting_gateway.url) as c:
+        forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.7", "X-Real-IP": "6.6.6.6"}
+        seen = upstream_saw(c.get("/shub/echo/real", headers={**token, **forwarded}))
+    # 203.0.113.7 was added by the trusted proxy (127.0.0.1); 6.6.6.6 by whoever called it.
+    assert seen["x-real-ip"] == ["203.0.113.7"]
+
+
+def test_header_names_with_underscores_are_dropped(gateway, token):
+    # CGI-style servers read X_VX11_Token and X-VX11-Token as the same variable.
+    request = (
+        b"GET /shub/echo/underscore HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"X-VX11-GW-TOKEN: {token['X-VX11-GW-TOKEN']}\r\n".encode()
+        + b"X_VX11_Token: evil\r\nX-Kept_Not: evil\r\nX-Kept: yes\r\n\r\n"
+    )
+    answer = rawhttp.exchange(gateway.url, request)
+    seen = {name: value for name, value in json.loads(answer.body)["headers"]}
+    assert "x_vx11_token" not in seen and "x-kept_not" not in seen
+    assert seen["x-kept"] == "yes"
+    assert seen["x-vx11-token"] == SHUB_TOKEN  # the gateway's own, not the client's
+
+
+def test_header_bytes_reach_the_upstream_unchanged(gateway, token):
+    value = "café ☕ naïve".encode()
+    request = (
+        b"GET /shub/echo/bytes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"X-VX11-GW-TOKEN: {token['X-VX11-GW-TOKEN']}\r\n".encode()
+        + b"X-Name: "
+        + value
+        + b"\r\n\r\n"
+    )
+    answer = rawhttp.exchange(gateway.url, request)
+    seen = {name: v for name, v in json.loads(answer.body)["headers"]}
+    assert seen["x-name"].encode("latin-1") == value  # the stand-in reports raw bytes as latin-1
+
+
+def test_a_header_value_that_cannot_be_forwarded_unchanged_is_refused(gateway, token, upstream):
+    request = (
+        b"GET /shub/echo/latin1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"X-VX11-GW-TOKEN: {token['X-VX11-GW-TOKEN']}\r\n".encode()
+        + b"X-Name: caf\xe9\r\n\r\n"
+    )
+    answer = rawhttp.exchange(gateway.url, request)
+    assert answer.status == 400
+    assert "neither ASCII nor UTF-8" in json.loads(answer.body)["detail"]
+    assert upstream.get("/__stats").json() == {}
