@@ -1,5 +1,7 @@
 """Requests the gateway refuses from their head alone, before anything reads their body: too
-many headers (431), or a body framed other than with ``Content-Length`` or plain ``chunked``
+many headers (431), an HTTP/1.1 request without exactly one ``Host`` (400, RFC 9112 3.2: two
+could be read differently by the gateway and shub), or a body framed other than with
+``Content-Length`` or plain ``chunked``
 (501: ``Transfer-Encoding: identity, chunked`` or ``gzip, chunked`` would make the gateway and
 the upstream disagree on where the body ends, or drop a coding).
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from ..config import ClientLimits
 from ..context import header
-from ..errors import HeadersTooLarge, NotImplementedByGateway
+from ..errors import BadRequest, HeadersTooLarge, NotImplementedByGateway
 from .types import ASGIApp, Receive, Scope, Send, send_error
 
 
@@ -24,6 +26,10 @@ class RequestChecksMiddleware:
             if len(scope["headers"]) > self.max_headers:
                 error = HeadersTooLarge(f"The request has more than {self.max_headers} headers.")
                 return await send_error(scope, send, error)
+            hosts = sum(name == b"host" for name, _ in scope["headers"])
+            if hosts > 1 or (hosts == 0 and scope.get("http_version") == "1.1"):
+                detail = "An HTTP/1.1 request carries exactly one Host header."
+                return await send_error(scope, send, BadRequest(detail))
             coding = header(scope, b"transfer-encoding")
             if coding is not None and coding.strip().lower() != b"chunked":
                 detail = "The gateway accepts request bodies framed as chunked or by length only."

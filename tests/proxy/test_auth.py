@@ -80,3 +80,29 @@ def test_a_request_without_a_token_is_refused_before_its_body_is_read(gateway):
             answer += chunk  # headers and body may come in separate segments
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert b'"error": "forbidden"' in answer
+
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND",
+           "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "PURGE", "REPORT", "SEARCH"]  # fmt: skip
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("path", ["/shub/status", "/shub/echo/m", "/shub/health/x"])
+def test_every_method_on_a_protected_path_needs_the_token(client, upstream, method, path):
+    for headers in ({}, {"X-VX11-GW-TOKEN": "wrong"}):
+        response = client.request(method, path, headers=headers)
+        assert response.status_code == 403, (method, path, headers)
+    assert upstream.get("/__stats").json() == {}
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("GET", "HEAD")])
+@pytest.mark.parametrize("path", ["/shub/health", "/shub/ready", "/shub/openapi.json"])
+def test_only_get_and_head_of_a_public_path_are_public(client, upstream, method, path):
+    assert client.request(method, path).status_code == 403, (method, path)
+    assert upstream.get("/__stats").json() == {}
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_get_and_head_of_the_public_paths_need_no_token(client, method):
+    for path in ("/shub/health", "/shub/ready", "/shub/openapi.json"):
+        assert client.request(method, path).status_code == 200, (method, path)
