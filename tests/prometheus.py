@@ -107,7 +107,7 @@ class PrometheusServer:
         ]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                args, env=servers.base_env(), stdout=out, stderr=subprocess.STDOUT
+                args, cwd=self.tmp, env=servers.base_env(), stdout=out, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while not self._ready():
@@ -159,7 +159,9 @@ class PrometheusServer:
         return self.api("query", query=promql)["result"]
 
     def wait_for_scrape(self, job: str = JOB, timeout: float = 30) -> None:
-        """Until every target of ``job`` has been scraped successfully (``up == 1``)."""
+        """Until every target of ``job`` has been scraped successfully (``up == 1``). Prometheus
+        starts scraping a new target up to 5 s after it starts; a target still failing after
+        ``timeout`` raises ``TimeoutError`` with each target's last error."""
         deadline = time.monotonic() + timeout
         while True:
             up = self.query(f'up{{job="{job}"}} == 1')
@@ -167,6 +169,6 @@ class PrometheusServer:
                 return
             if time.monotonic() > deadline:
                 targets = self.api("targets")["activeTargets"]
-                errors = {t["scrapeUrl"]: t["lastError"] for t in targets}
-                raise TimeoutError(f"{job} not scraped within {timeout}s: {errors}")
+                errors = {t["scrapeUrl"]: t["lastError"] or t["health"] for t in targets}
+                raise TimeoutError(f"{job} not scraped within {timeout}s: {errors or 'no target'}")
             time.sleep(0.2)
