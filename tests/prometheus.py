@@ -12,6 +12,7 @@ that need it skip, saying why (``require_prometheus``)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 import time
 from collections.abc import Sequence
@@ -159,16 +160,16 @@ class PrometheusServer:
         return self.api("query", query=promql)["result"]
 
     def wait_for_scrape(self, job: str = JOB, timeout: float = 30) -> None:
-        """Until every target of ``job`` has been scraped successfully (``up == 1``). Prometheus
-        starts scraping a new target up to 5 s after it starts; a target still failing after
-        ``timeout`` raises ``TimeoutError`` with each target's last error."""
+        """Until every target of ``job`` has been scraped successfully (``up == 1``) by a scrape
+        that started after this call: whatever a target served before the call can then be
+        queried. Prometheus starts scraping a new target up to 5 s after it starts; a target
+        still failing after ``timeout`` raises ``TimeoutError`` with each target's last error."""
+        since = math.ceil(time.time() * 1000) / 1000  # sample timestamps are in milliseconds
+        scraped = f'timestamp(up{{job="{job}"}}) >= {since:.3f} and up{{job="{job}"}} == 1'
         deadline = time.monotonic() + timeout
-        while True:
-            up = self.query(f'up{{job="{job}"}} == 1')
-            if len(up) == len(self.targets):
-                return
+        while len(self.query(scraped)) < len(self.targets):
             if time.monotonic() > deadline:
                 targets = self.api("targets")["activeTargets"]
                 errors = {t["scrapeUrl"]: t["lastError"] or t["health"] for t in targets}
                 raise TimeoutError(f"{job} not scraped within {timeout}s: {errors or 'no target'}")
-            time.sleep(0.2)
+            time.sleep(0.1)

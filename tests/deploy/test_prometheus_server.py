@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests import servers
+from tests.deploy.exposition import exposition_server
 from tests.deploy.test_prometheus import rules
 from tests.prometheus import JOB, PrometheusError, PrometheusServer
 
@@ -69,6 +70,24 @@ def test_the_shipped_rules_load_and_evaluate_on_the_scraped_series(prometheus):
 def test_a_bad_expression_is_refused_with_prometheus_reason(prometheus):
     with pytest.raises(PrometheusError, match=r"^bad_data: .*parse error"):
         prometheus.query("sum(rate(vx11_gateway_requests_total[5m])")
+
+
+def test_after_wait_for_scrape_prometheus_has_what_the_target_served_before(tmp_path):
+    served = {"requests": 1}
+
+    def exposition() -> bytes:
+        return f'vx11_gateway_requests_total{{route="proxy"}} {served["requests"]}\n'.encode()
+
+    with (
+        exposition_server(exposition) as target,
+        PrometheusServer(tmp_path, targets=[target], rules=None) as prometheus,
+    ):
+        prometheus.wait_for_scrape(JOB)
+        for requests in (2, 3):
+            served["requests"] = requests
+            prometheus.wait_for_scrape(JOB)
+            (sample,) = prometheus.query("vx11_gateway_requests_total")
+            assert sample["value"][1] == str(requests)
 
 
 def test_a_target_that_does_not_answer_is_named_and_the_server_stops_cleanly(tmp_path):
