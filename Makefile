@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint standin clean redis-server
+.PHONY: run test lint standin clean redis-server prometheus
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "vx11-gateway needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -31,7 +31,7 @@ lint: $(VENV)/.dev-installed
 # has one: trust auth, user postgres); pytest-django creates and drops the test_ database.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
 
-test: lint redis-server
+test: lint redis-server prometheus
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
 	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
@@ -46,6 +46,18 @@ redis-server:
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } \
 	  || { echo "the tests need redis-server: install it (e.g. apt-get install redis-server)"; exit 1; }
+
+# The Prometheus tests (tests/deploy: promtool on deploy/prometheus, and a real prometheus of
+# their own on a free port) need Debian's package. Install it when it is missing and we may
+# (root, apt), without leaving its service running (scripts/install-prometheus.sh); otherwise,
+# or if that fails, say once that those tests will be skipped, and go on.
+PROMETHEUS_BINS ?= /usr/bin/prometheus /usr/bin/promtool
+
+prometheus:
+	@missing=; for bin in $(PROMETHEUS_BINS); do [ -x "$$bin" ] || missing=yes; done; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && scripts/install-prometheus.sh; } \
+	  || echo "prometheus/promtool are not installed (apt-get install prometheus, or make test as root): the Prometheus tests (tests/deploy) will be skipped"
 
 standin: $(VENV)/.base-installed
 	$(BIN)/python -m standin --port 8007
