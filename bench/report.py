@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 from .load import Sample, Transfer
 
@@ -46,6 +47,7 @@ class Results:
     requests: dict[RequestKey, list[Sample]] = field(default_factory=dict)
     transfers: dict[TransferKey, list[Transfer]] = field(default_factory=dict)
     overload: dict[RequestKey, Sample] = field(default_factory=dict)
+    abuse: Any = None  # bench.abuse.Abuse, when measured
 
     def add(self, key: RequestKey, sample: Sample) -> None:
         self.requests.setdefault(key, []).append(sample)
@@ -246,3 +248,30 @@ def goals_table(results: Results, high: int) -> list[str]:
         holds = {True: "yes", False: "**no**", None: "n/a"}[goal.met]
         lines.append(f"| {goal.wanted} | {goal.measured} | {holds} |")
     return lines
+
+
+def features_table(results: Results, variants: list[str], conns: int) -> list[str]:
+    """Each feature's cost: the gateway's req/s over the variant's without it, per round and
+    as the ratio of medians."""
+    rows = []
+    for variant in variants:
+        cells = []
+        for kind in KINDS:
+            with_ = results.requests.get(("gateway", kind, conns), [])
+            without = results.requests.get((variant, kind, conns), [])
+            if not with_ or not without:
+                cells.append("—")
+                continue
+            rounds = ", ".join(
+                f"{a.rps / b.rps:.2f}x" for a, b in zip(with_, without, strict=False) if b.rps
+            )
+            median_with, median_without = median_sample(with_), median_sample(without)
+            if median_with is None or median_without is None or not median_without.rps:
+                cells.append("—")
+                continue
+            ratio = median_with.rps / median_without.rps
+            cells.append(f"{ratio:.2f}x ({median_without.rps:,.0f} req/s without; rounds {rounds})")
+        rows.append(f"| {variant.removeprefix('gateway without ')} | {cells[0]} | {cells[1]} |")
+    if not rows:
+        return []
+    return ["| feature | proxied GET | cached /shub/health |", "|---|--:|--:|", *rows]

@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from bench import environment, load, memory, report, services
+from bench import abuse, environment, features, load, memory, report, services
 from bench.services import Service
 from bench.settings import Settings, parse_args, settings_lines
 
@@ -73,6 +73,13 @@ def start_targets(
         Target("upstream", upstream, None),
         Target("gateway", stack.enter_context(gateway), token),
     ]
+    if "features" not in settings.skip:
+        for number, variant in enumerate(features.VARIANTS, 1):
+            without = services.gateway(
+                upstream.base, redis_url and redis_url + "/0", token, secrets.token_urlsafe(50),
+                settings.workers, workdir, name=f"gateway-variant-{number}", extra=variant.env,
+            )  # fmt: skip
+            targets.append(Target(variant.target, stack.enter_context(without), token))
     for name in ("nginx", "reference"):
         if name in settings.skip:
             notes.append(f"{name} skipped (--skip)")
@@ -140,6 +147,8 @@ def run_round(
     for connections in settings.connections:
         for kind in report.KINDS:
             for endpoint in (e for e in endpoints if e[1] == kind):
+                if _variant(endpoint[0]) and connections != max(settings.connections):
+                    continue  # a feature's cost is measured at the high concurrency only
                 what = f"{endpoint[0].name} {kind} c{connections}"
                 workers = endpoint[0].workers()
                 sample = _load(endpoint, connections, settings.duration, settings)
@@ -149,12 +158,16 @@ def run_round(
                     notes.append(f"round {number}, {what}: workers were replaced during the run "
                                  "(gunicorn max_requests? see the server logs)")  # fmt: skip
     for mode in ("download", "upload"):
-        for target in targets:
+        for target in (t for t in targets if not _variant(t)):
             transfer = _transfer(target, mode, settings)
             results.add_transfer((target.name, mode), transfer)
             brief = transfer.problem or f"{transfer.mib_s:,.0f} MiB/s"
             rss = f"RSS {transfer.peak_growth_mib:+.1f} MiB"
             _progress(number, f"{target.name} {mode}", f"{brief}, {rss}")
+
+
+def _variant(target: Target) -> bool:
+    return target.name.startswith("gateway without ")
 
 
 def _brief(sample: load.Sample) -> str:
@@ -203,6 +216,10 @@ def _measure_in(
     for number in range(1, settings.rounds + 1):
         run_round(number, endpoints, targets, settings, results, notes)
     run_overload(endpoints, settings, results)
+    if "abuse" not in settings.skip:
+        gateway = next(t for t in targets if t.name == "gateway")
+        print("  abuse    | slowloris, idle connections, slow bodies, a 192 MiB header ...")
+        results.abuse = abuse.measure(gateway.service.port, token, gateway.workers())
     return notes
 
 
@@ -237,6 +254,8 @@ def render(settings: Settings, results: report.Results, header: list[str], notes
         "",
         *report.overload_table(results),
         "",
+        *_feature_section(results, high),
+        *_abuse_section(results),
         "## Issue 6 targets (informational: the run never fails on a number)",
         "",
         *report.goals_table(results, high),
@@ -246,6 +265,28 @@ def render(settings: Settings, results: report.Results, header: list[str], notes
         *(f"- {note}" for note in notes),
     ]
     return "\n".join(parts) + "\n"
+
+
+def _feature_section(results: report.Results, high: int) -> list[str]:
+    lines = report.features_table(results, [v.target for v in features.VARIANTS], high)
+    if not lines:
+        return []
+    return [
+        f"## What each feature costs ({high} connections, median of the rounds)",
+        "",
+        "The gateway as deployed against the same build without one feature, interleaved in "
+        "the same rounds: with ÷ without, so 0.95x means the feature costs 5% of throughput.",
+        "",
+        *lines,
+        "",
+    ]
+
+
+def _abuse_section(results: report.Results) -> list[str]:
+    if results.abuse is None:
+        return []
+    header = "## Abuse (the gateway's default limits: head 10 s, body 30 s, 32 KiB of head)"
+    return [header, "", *abuse.table(results.abuse), ""]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,8 +162,9 @@ def _gunicorn(
 
 
 def gateway(
-    upstream: str, redis_url: str | None, token: str, secret: str, workers: int, workdir: Path
-) -> contextlib.AbstractContextManager[Service]:
+    upstream: str, redis_url: str | None, token: str, secret: str, workers: int, workdir: Path,
+    *, name: str = "gateway", extra: dict[str, str] | None = None,
+) -> contextlib.AbstractContextManager[Service]:  # fmt: skip
     env = {
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secret,
@@ -174,9 +175,10 @@ def gateway(
     }
     if redis_url:
         env["VX11_REDIS_URL"] = redis_url
+    env.update(extra or {})
     port = free_port()
     app = "vx11site.asgi:application"
-    return _gunicorn("gateway", app, "gunicorn.conf.py", port, workers, workdir, env)
+    return _gunicorn(name, app, "gunicorn.conf.py", port, workers, workdir, env)
 
 
 def reference(

@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--workers", type=int, default=2, help="workers of each server")
     parser.add_argument("--download-mib", type=int, default=1024)
     parser.add_argument("--upload-mib", type=int, default=200)
-    parser.add_argument("--skip", default="", help="comma-separated: nginx, reference")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: nginx, reference, features, abuse"
+    )
     args = parser.parse_args(argv)
     return Settings(
         rounds=max(1, args.rounds),

@@ -65,6 +65,9 @@ class ClientLimits:
     max_headers: int = 100
     header_timeout: float = 10.0  # seconds for a whole request head, from its first byte
     body_timeout: float = 30.0  # seconds the gateway waits for the next piece of a body
+    # Past body_timeout, a body must average this many bytes a second (0: no minimum), or a
+    # client trickling a byte at a time holds a worker's spool forever.
+    body_min_rate: int = 1024
     max_connections: int = 2048  # per worker; more are answered 503 and closed at once
     http_parser: str = "httptools"  # or "h11"
 
@@ -271,6 +274,7 @@ def _client(env: Mapping[str, str]) -> ClientLimits:
         max_headers=parse_positive_int(env, "VX11_MAX_HEADERS", 100),
         header_timeout=_positive_number(env, "VX11_CLIENT_HEADER_TIMEOUT", 10.0),
         body_timeout=_positive_number(env, "VX11_CLIENT_BODY_TIMEOUT", 30.0),
+        body_min_rate=parse_non_negative_int(env, "VX11_CLIENT_BODY_MIN_RATE", 1024),
         max_connections=parse_positive_int(env, "VX11_MAX_CONNECTIONS_PER_WORKER", 2048),
         http_parser=parse_choice(env, "VX11_HTTP_PARSER", ("httptools", "h11"), "httptools"),
     )

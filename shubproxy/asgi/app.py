@@ -34,7 +34,10 @@ from .types import ASGIApp
 def build_application(config: GatewayConfig) -> ASGIApp:
     router = RouterMiddleware(proxy=ProxyASGIHandler(), site=ASGIHandler())
     body = BodyLimitMiddleware(
-        router, max_bytes=config.max_body_bytes, idle_seconds=config.client.body_timeout
+        router,
+        max_bytes=config.max_body_bytes,
+        idle_seconds=config.client.body_timeout,
+        min_rate=config.client.body_min_rate,
     )
     checks = RequestChecksMiddleware(body, limits=config.client)
     return LifespanMiddleware(CorrelationMiddleware(AccessLogMiddleware(checks)), config=config)

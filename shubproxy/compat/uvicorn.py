@@ -329,10 +329,11 @@ class _DrainingServer(uvicorn.Server):
 
 class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
     CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False, "server_header": False}
+    protocols = PROTOCOLS  # by VX11_HTTP_PARSER
 
     async def _serve(self) -> None:  # as UvicornWorker._serve (uvicorn-worker 0.4.0)
         self.config.app = self.wsgi
-        self.config.http = PROTOCOLS[_Guard.limits().http_parser]
+        self.config.http = self.protocols[_Guard.limits().http_parser]
         server = _DrainingServer(config=self.config)
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)

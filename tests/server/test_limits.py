@@ -219,3 +219,28 @@ def test_no_response_names_the_server_software(gw):
     response = httpx.get(f"{gw.url}/shub/health")
     assert "server" not in response.headers
     assert "uvicorn" not in str(response.headers).lower()
+
+
+def test_a_body_trickling_in_slower_than_the_minimum_rate_is_408(gw, token, upstream):
+    # Never idle for the 1 s timeout, but far below 1024 bytes/s once that second has passed.
+    head = (
+        b"POST /shub/echo/trickle HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n"
+        + f"X-VX11-GW-TOKEN: {token['X-VX11-GW-TOKEN']}\r\n\r\n".encode()
+    )
+    with connection(gw.url) as sock:
+        sock.sendall(head)
+        sock.settimeout(0.3)
+        answer = b""
+        for _ in range(60):  # at most 18 s
+            try:
+                sock.sendall(b"x")
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if b"\r\n\r\n" in answer:
+                break
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"slower than 1024 bytes/s" in answer
+    assert upstream.get("/__stats").json() == {}

@@ -1,0 +1,25 @@
+"""The gateway's features on the request path, each with the settings that take it out, for
+the benchmark's "what each feature costs" table: the gateway as deployed against the same build
+without that one feature, interleaved in the same rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variant:
+    feature: str  # what the variant goes without
+    env: dict[str, str]
+
+    @property
+    def target(self) -> str:
+        return "gateway without " + self.feature
+
+
+VARIANTS = (
+    Variant(
+        "connection limits",
+        {"GUNICORN_CMD_ARGS": "--worker-class bench.workers.UnguardedWorker"},
+    ),
+)
