@@ -8,19 +8,10 @@ start, the old ones drain as on SIGTERM). Neither drops a request in flight."""
 import os
 import sys
 
-from shubproxy.config import ConfigError, load_checked, parse_positive_int
-
-
-def _usable_cores() -> int:
-    # CPUs this process may run on (a container's cpuset), not every core of the host.
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
+from shubproxy.config import ConfigError, load_checked, worker_count
 
 try:
-    workers = parse_positive_int(os.environ, "WEB_CONCURRENCY", _usable_cores())
+    workers = worker_count(os.environ)
 except ConfigError as exc:
     sys.exit(f"vx11-gateway: configuration error: {exc}")
 

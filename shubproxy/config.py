@@ -7,11 +7,15 @@ the first request.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from .ratelimit.policy import Policy, RateError, parse_rate
 
 DEFAULT_UPSTREAM = "http://127.0.0.1:8007"
 MIB = 1024 * 1024
@@ -73,6 +77,39 @@ class ClientLimits:
 
 
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+RATE_LIMIT_MODES = ("local", "open", "closed")
+# A token override names its token by the start of the token's SHA-256 (never the token).
+TOKEN_ID_CHARS = 12
+
+
+def token_id(token: bytes) -> str:
+    """How logs, Redis keys and overrides name a gateway token: its SHA-256, in hex."""
+    return hashlib.sha256(token).hexdigest()
+
+
+_DEFAULT_TOKEN = Policy("token", 1000, 60)
+_DEFAULT_IP = Policy("ip", 5000, 60)
+_DEFAULT_AUTH_FAILURES = Policy("auth_failures", 100, 60)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """The three policies (None: off), and what to do while Redis is unreachable."""
+
+    enabled: bool = True
+    token: Policy | None = _DEFAULT_TOKEN
+    ip: Policy | None = _DEFAULT_IP
+    auth_failures: Policy | None = _DEFAULT_AUTH_FAILURES
+    # token_id(token)[:TOKEN_ID_CHARS] -> that token's own policy (None: unlimited)
+    token_overrides: tuple[tuple[str, Policy | None], ...] = ()
+    on_redis_error: str = "local"  # local: each worker enforces its share; open; closed
+    workers: int = 1  # this instance's workers: a worker's share while Redis is down
+
+    def token_policy(self, token_key: str) -> Policy | None:
+        for prefix, policy in self.token_overrides:
+            if token_key.startswith(prefix):
+                return policy
+        return self.token
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +123,15 @@ class GatewayConfig:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     cache: CacheConfig = CacheConfig()
     client: ClientLimits = ClientLimits()
+    rate_limit: RateLimitConfig = RateLimitConfig()
     # Host header values served (DJANGO_ALLOWED_HOSTS): Django checks them on the site, the
     # proxy handler on /shub/.
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
     debug: bool = False
+    token_ids: tuple[str, ...] = ()  # token_id() of each gateway token, derived below
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token_ids", tuple(token_id(t) for t in self.gateway_tokens))
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -280,11 +322,69 @@ def _client(env: Mapping[str, str]) -> ClientLimits:
     )
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (a container's cpuset), not every core of the host."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(env: Mapping[str, str]) -> int:
+    """gunicorn's workers per instance: WEB_CONCURRENCY, or one per usable core."""
+    return parse_positive_int(env, "WEB_CONCURRENCY", usable_cores())
+
+
+def _rate(env: Mapping[str, str], name: str, policy: str, default: str) -> Policy | None:
+    try:
+        return parse_rate(policy, _text(env, name) or default)
+    except RateError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _token_overrides(
+    env: Mapping[str, str], tokens: tuple[bytes, ...]
+) -> tuple[tuple[str, Policy | None], ...]:
+    name = "VX11_RATE_LIMIT_TOKEN_OVERRIDES"
+    known = [token_id(token) for token in tokens]
+    overrides = []
+    for item in parse_list(env, name):
+        prefix, sep, rate = item.partition(":")
+        prefix = prefix.strip().lower()
+        if not sep or not re.fullmatch(rf"[0-9a-f]{{{TOKEN_ID_CHARS},64}}", prefix):
+            raise ConfigError(
+                f"{name} holds {item!r}: use <first {TOKEN_ID_CHARS}+ hex characters of the "
+                "token's SHA-256>:<rate>, e.g. 3f2a9c01e4b7:5000/minute"
+            )
+        if not any(key.startswith(prefix) for key in known):
+            raise ConfigError(f"{name} names {prefix}, which is no token of VX11_GATEWAY_TOKEN")
+        try:
+            overrides.append((prefix, parse_rate("token", rate)))
+        except RateError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    return tuple(overrides)
+
+
+def _rate_limit(env: Mapping[str, str], tokens: tuple[bytes, ...]) -> RateLimitConfig:
+    return RateLimitConfig(
+        enabled=parse_bool(env, "VX11_RATE_LIMIT_ENABLED", True),
+        token=_rate(env, "VX11_RATE_LIMIT_TOKEN", "token", "1000/minute"),
+        ip=_rate(env, "VX11_RATE_LIMIT_IP", "ip", "5000/minute"),
+        auth_failures=_rate(env, "VX11_RATE_LIMIT_AUTH_FAILURES", "auth_failures", "100/minute"),
+        token_overrides=_token_overrides(env, tokens),
+        on_redis_error=parse_choice(
+            env, "VX11_RATE_LIMIT_ON_REDIS_ERROR", RATE_LIMIT_MODES, "local"
+        ),
+        workers=worker_count(env),
+    )
+
+
 def load_config(env: Mapping[str, str]) -> GatewayConfig:
     """Parse the ``VX11_*`` variables; raise ``ConfigError`` naming the first bad one."""
+    tokens = _gateway_tokens(env)
     return GatewayConfig(
         upstream=_upstream(env),
-        gateway_tokens=_gateway_tokens(env),
+        gateway_tokens=tokens,
         shub_token=_shub_token(env),
         timeouts=UpstreamTimeouts(
             connect=_positive_number(env, "VX11_UPSTREAM_CONNECT_TIMEOUT", 5.0),
@@ -297,6 +397,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         trusted_proxies=_trusted_proxies(env),
         cache=_cache(env),
         client=_client(env),
+        rate_limit=_rate_limit(env, tokens),
         allowed_hosts=parse_list(env, "DJANGO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
     )

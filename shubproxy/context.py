@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .proxy.paths import Route
+    from .proxy.admission import Admission
     from .runtime import Runtime
 
 # Headers as ASGI carries them, and as every layer passes them on: (name, value) byte pairs,
@@ -28,9 +28,9 @@ current_correlation_id: ContextVar[str] = ContextVar("vx11_correlation_id", defa
 class RequestContext:
     runtime: Runtime
     correlation_id: str = "-"
-    # Set by the proxy handler once the path is valid and the token checked; the view serves
-    # only what was authorised here.
-    route: Route | None = None
+    # Set by the proxy handler once the request is admitted (path valid, token checked, rate
+    # limits spent); the view serves only the route admitted here.
+    admission: Admission | None = None
     upstream_seconds: float | None = None
     cache: str | None = None
 

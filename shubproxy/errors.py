@@ -5,6 +5,8 @@
     ├── Forbidden               403 forbidden
     ├── MethodNotAllowed        405 method_not_allowed (with Allow)
     ├── RequestTimeout          408 request_timeout    (a head or body too slow to arrive)
+    ├── TooManyRequests         429 too_many_requests  (a rate limit; with policy, retry_after)
+    ├── RateLimitUnavailable    503 rate_limit_unavailable (Redis down, fail-closed mode)
     ├── CacheUnavailable        503 cache_unavailable  (Redis down, where failing open is wrong)
     ├── TooManyConnections      503 too_many_connections (this worker's connection cap)
     ├── PayloadTooLarge         413 payload_too_large
@@ -42,6 +44,10 @@ class GatewayError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
+    def body_fields(self) -> dict[str, object]:
+        """More of the JSON body than error, detail and correlation id."""
+        return {}
+
 
 class BadRequest(GatewayError):
     status = 400
@@ -71,6 +77,31 @@ class RequestTimeout(GatewayError):
     status = 408
     code = "request_timeout"
     detail = "The request did not arrive in time."
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, policy: str, retry_after: int) -> None:
+        self.policy = policy
+        self.retry_after = retry_after
+        super().__init__(f"The {policy} rate limit is used up; retry in {retry_after} s.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+    def body_fields(self) -> dict[str, object]:
+        return {"policy": self.policy, "retry_after": self.retry_after}
+
+
+class RateLimitUnavailable(GatewayError):
+    status = 503
+    code = "rate_limit_unavailable"
+    detail = "The gateway cannot check its rate limits (Redis is unreachable) and refuses to guess."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class TooManyConnections(GatewayError):
@@ -156,7 +187,12 @@ class UpstreamBodyError(UpstreamProtocolError):
 
 def error_body(error: GatewayError, correlation_id: str) -> bytes:
     return json.dumps(
-        {"error": error.code, "detail": error.detail, "correlation_id": correlation_id}
+        {
+            "error": error.code,
+            "detail": error.detail,
+            "correlation_id": correlation_id,
+            **error.body_fields(),
+        }
     ).encode()
 
 

@@ -16,6 +16,7 @@ from .config import GatewayConfig
 from .healthcache.backend import EntryStore, MemoryEntries, RedisEntries
 from .healthcache.service import HealthCache
 from .proxy.paths import PUBLIC
+from .ratelimit.limiter import RateLimiter
 from .store import connection
 from .store.bus import Bus
 from .upstream.client import UpstreamClient
@@ -26,6 +27,7 @@ class Runtime:
     config: GatewayConfig
     upstream: UpstreamClient
     health: HealthCache
+    limiter: RateLimiter | None  # None: rate limiting off (VX11_RATE_LIMIT_ENABLED=false)
     redis: redis.asyncio.Redis | None
 
     @classmethod
@@ -51,15 +53,23 @@ class Runtime:
             bus=Bus(client, options) if client and options else None,
             lock_seconds=t.pool + t.connect + t.write + t.read,
         )
-        runtime = cls(config, upstream, health, client)
+        limiter = None
+        if config.rate_limit.enabled:
+            prefix = options.key_prefix if options else ""
+            limiter = RateLimiter(config.rate_limit, client, key_prefix=prefix)
+        runtime = cls(config, upstream, health, limiter, client)
         try:
             await health.start()
+            if limiter is not None:
+                limiter.start()
         except BaseException:
             await runtime.close()
             raise
         return runtime
 
     async def close(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.close()
         await self.health.close()
         await self.upstream.aclose()
         if self.redis is not None:

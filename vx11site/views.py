@@ -29,7 +29,8 @@ def _database_ok() -> bool:
 async def readyz(request: HttpRequest) -> HttpResponse:
     """Database and cache reachable? The cache failing makes the gateway degraded, not unready:
     it keeps proxying without it (fail open)."""
-    health = of_scope(request.scope).runtime.health  # type: ignore[attr-defined]
+    runtime = of_scope(request.scope).runtime  # type: ignore[attr-defined]
+    health = runtime.health
     database = await sync_to_async(_database_ok)()
     cache_ok = await health.ping()
     status = "unavailable" if not database else "ready" if cache_ok else "degraded"
@@ -41,6 +42,10 @@ async def readyz(request: HttpRequest) -> HttpResponse:
             "cache_enabled": health.config.enabled,
             "cache_backend": "redis" if health.config.redis_url else "memory",
             "cache_failures": health.failures,
+            # redis (shared limits), local (each worker its share: no Redis, or Redis down),
+            # open or closed (Redis down, as VX11_RATE_LIMIT_ON_REDIS_ERROR says), off
+            "rate_limit": runtime.limiter.mode if runtime.limiter else "off",
+            "rate_limit_failures": runtime.limiter.failures if runtime.limiter else 0,
         },
         status=200 if database else 503,
     )

@@ -3,7 +3,7 @@ builds a request)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from ..context import of_scope
@@ -17,15 +17,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 
-async def send_error(scope: Scope, send: Send, error: GatewayError) -> None:
-    """Answer with the gateway's JSON error body. Sent before the request's body was read, so a
-    request that has one is answered with ``Connection: close``: whatever of its body is still
-    on its way is not read."""
+async def send_error(
+    scope: Scope, send: Send, error: GatewayError, *, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with the gateway's JSON error body (and ``extra`` headers). Sent before the
+    request's body was read, so a request that has one is answered with ``Connection: close``:
+    whatever of its body is still on its way is not read."""
     body = error_body(error, of_scope(scope).correlation_id)
     headers = [
         (b"content-type", JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         *((k.encode(), v.encode()) for k, v in error.headers().items()),
+        *extra,
     ]
     if has_body(scope):
         headers.append((b"connection", b"close"))

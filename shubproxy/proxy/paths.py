@@ -25,7 +25,12 @@ PUBLIC: Mapping[bytes, str] = {
     PREFIX + b"/openapi.json": "openapi",
 }
 PUBLIC_METHODS = frozenset({"GET", "HEAD"})
-CACHE_CLEAR = PREFIX + b"/cache/clear"  # served by the gateway itself, never forwarded
+# The gateway's own endpoints under the prefix: served by the gateway, never forwarded, token
+# required.
+OWN: Mapping[bytes, str] = {
+    PREFIX + b"/cache/clear": "cache_clear",
+    PREFIX + b"/rate-limit/status": "ratelimit_status",
+}
 
 # RFC 3986 pchar (unreserved, sub-delims, ":", "@", pct-encoded) plus "/".
 _PATH_CHARS = re.compile(rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*\Z")
@@ -45,7 +50,7 @@ class Route:
     # cache, whatever the query string (which is ignored): an anonymous client can cost shub
     # at most one request per resource and TTL, however many queries it makes up.
     public: str | None
-    cache_clear: bool
+    own: str | None  # the gateway's own endpoint: cache_clear, ratelimit_status
 
 
 def route_of(scope: Mapping[str, Any]) -> Route:
@@ -57,7 +62,7 @@ def route_of(scope: Mapping[str, Any]) -> Route:
         upstream_path(raw_path),
         scope.get("query_string", b""),
         public,
-        raw_path == CACHE_CLEAR,
+        OWN.get(raw_path),
     )
 
 
