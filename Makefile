@@ -29,13 +29,15 @@ lint: $(VENV)/.dev-installed
 
 # The canon and admin tests run once more on PostgreSQL when one answers on 127.0.0.1:5432 (CI
 # has one: trust auth, user postgres); pytest-django creates and drops the test_ database.
+# VX11_TEST_DATABASE_URL is the suite's own variable (tests/environment.py): a DATABASE_URL
+# exported for the gateway never reaches the tests.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
 
 test: lint redis-server
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
 	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
-	  DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon; \
+	  VX11_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon; \
 	else \
 	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
 	fi
