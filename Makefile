@@ -50,7 +50,7 @@ redis-server:
 	  || { echo "the tests need redis-server: install it (e.g. apt-get install redis-server)"; exit 1; }
 
 standin: $(VENV)/.base-installed
-	$(BIN)/python -m standin --port 8007
+	$(BIN)/python -m standin --port $${VX11_STANDIN_PORT:-8007}
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache staticfiles

@@ -12,6 +12,7 @@ import sys
 
 import uvicorn
 from gunicorn.arbiter import Arbiter
+from gunicorn.sock import BaseSocket
 from gunicorn.workers.base import Worker
 from uvicorn_worker import UvicornWorker
 
@@ -29,6 +30,7 @@ PRIVATE_HOOKS: tuple[Hook, ...] = (
     assigned_in(Worker.load_wsgi, "self.wsgi", "gunicorn Worker.wsgi (the loaded app)"),
     assigned_in(uvicorn.Server.startup, "self.servers", "uvicorn.Server.servers"),
     instance_attribute(lambda: uvicorn.Server(uvicorn.Config("")), "started", "Server.started"),
+    assigned_in(BaseSocket.__init__, "self.sock =", "gunicorn BaseSocket.sock (the socket object)"),
 )
 
 
@@ -54,6 +56,10 @@ class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped bas
         self.config.app = self.wsgi
         server = _DrainingServer(config=self.config)
         self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+        # The socket objects, not gunicorn's wrappers: uvloop detaches a socket object when it
+        # closes its server, but closes anything else a second time after libuv has, and
+        # gunicorn's wrapper logs the EBADF ("Error while closing socket", every stop) while
+        # the second close could hit a descriptor reused meanwhile.
+        await server.serve(sockets=[listener.sock for listener in self.sockets])
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
