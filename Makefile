@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint standin clean redis-server
+.PHONY: run test lint standin clean redis-server browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "vx11-gateway needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -33,7 +33,7 @@ lint: $(VENV)/.dev-installed
 # exported for the gateway never reaches the tests.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
 
-test: lint redis-server
+test: lint redis-server browser
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
 	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
@@ -48,6 +48,14 @@ redis-server:
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } \
 	  || { echo "the tests need redis-server: install it (e.g. apt-get install redis-server)"; exit 1; }
+
+# The browser test of the site and admin (tests/test_browser.py) needs Debian's Chromium and its
+# driver: installed when missing and we may (root, apt); otherwise that test is skipped, as said.
+browser:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } \
+	  || echo "no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver): the browser test will be skipped"
 
 standin: $(VENV)/.base-installed
 	$(BIN)/python -m standin --port $${VX11_STANDIN_PORT:-8007}

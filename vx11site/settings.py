@@ -98,7 +98,7 @@ ASGI_APPLICATION = "vx11site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "vx11site" / "templates"],  # the landing and 404 pages
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
