@@ -14,8 +14,8 @@ $(VENV)/.base-installed: requirements/base.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/base.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements/dev.txt
+$(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt requirements/build.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --build-constraint requirements/build.txt -r requirements/dev.txt
 	touch $@ $(VENV)/.base-installed
 
 run: $(VENV)/.base-installed
