@@ -42,10 +42,11 @@ def standin_port() -> int:
     if not value:
         return DEFAULT_STANDIN_PORT
     if not value.isdigit() or not 0 < int(value) < 65536:
-        sys.exit(
+        sys.stderr.write(
             f"vx11-gateway: configuration error: VX11_STANDIN_PORT={value!r} must be a port "
-            "number (1-65535)"
+            "number (1-65535)\n"
         )
+        raise SystemExit(2)
     return int(value)
 
 
