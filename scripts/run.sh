@@ -52,14 +52,21 @@ server() {
   fi
 }
 gunicorn_pid="" others=()
+# `wait` returns early when a trapped signal arrives: wait until each process is really gone,
+# or Redis would stop under a draining gunicorn.
+wait_gone() {
+  while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null || true; done
+}
 stop() {
-  trap '' INT TERM HUP  # a second Ctrl-C does not cut the drain short
+  # A second Ctrl-C (or make's own SIGTERM, right after ours) does not cut the drain short. A
+  # no-op rather than '': bash warns about a signal already pending when its trap becomes ''.
+  trap : INT TERM HUP
   if [ -n "$gunicorn_pid" ]; then
     kill -TERM "$gunicorn_pid" 2>/dev/null || true
-    wait "$gunicorn_pid" 2>/dev/null || true
+    wait_gone "$gunicorn_pid"
   fi
   for pid in "${others[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${others[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for pid in "${others[@]}"; do wait_gone "$pid"; done
   gunicorn_pid="" others=()
 }
 trap 'stop; exit 0' INT TERM HUP  # asked to stop: a clean stop is a success
