@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint standin clean redis-server prometheus
+.PHONY: run test lint standin clean redis-server prometheus browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "vx11-gateway needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -14,8 +14,8 @@ $(VENV)/.base-installed: requirements/base.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/base.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements/dev.txt
+$(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt requirements/build.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --build-constraint requirements/build.txt -r requirements/dev.txt
 	touch $@ $(VENV)/.base-installed
 
 run: $(VENV)/.base-installed
@@ -29,13 +29,15 @@ lint: $(VENV)/.dev-installed
 
 # The canon and admin tests run once more on PostgreSQL when one answers on 127.0.0.1:5432 (CI
 # has one: trust auth, user postgres); pytest-django creates and drops the test_ database.
+# VX11_TEST_DATABASE_URL is the suite's own variable (tests/environment.py): a DATABASE_URL
+# exported for the gateway never reaches the tests.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
 
-test: lint redis-server prometheus
+test: lint redis-server prometheus browser
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
 	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
-	  DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon; \
+	  VX11_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon; \
 	else \
 	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
 	fi
@@ -58,9 +60,16 @@ prometheus:
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && scripts/install-prometheus.sh; } \
 	  || echo "prometheus/promtool are not installed (apt-get install prometheus, or make test as root): the Prometheus tests (tests/deploy) will be skipped"
+# The browser test of the site and admin (tests/test_browser.py) needs Debian's Chromium and its
+# driver: installed when missing and we may (root, apt); otherwise that test is skipped, as said.
+browser:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } \
+	  || echo "no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver): the browser test will be skipped"
 
 standin: $(VENV)/.base-installed
-	$(BIN)/python -m standin --port 8007
+	$(BIN)/python -m standin --port $${VX11_STANDIN_PORT:-8007}
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache staticfiles

@@ -64,10 +64,11 @@ class FlowStepInline(ReadOnlyInline):
 
 @admin.register(Flow)
 class FlowAdmin(ReadOnlyAdmin):
-    list_display = ("flow_id", "status", "short_description", "step_count", "source")
+    # No source column: every flow comes from the flows file (the detail page names it), and
+    # the column pushed the list out of its pane at 1280 px.
+    list_display = ("flow_id", "status", "short_description", "step_count")
     list_filter = ("state",)
     search_fields = ("flow_id", "description")
-    list_select_related = ("source",)
     fields = ("flow_id", "status", "description", "expected_evidence", "position", "source")
     inlines = (FlowStepInline,)
 

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Starts the gateway as deployed: gunicorn with uvicorn workers on 127.0.0.1:8000 (see
-# gunicorn.conf.py; GUNICORN_CMD_ARGS and WEB_CONCURRENCY are honoured). Called by `make run`.
+# `make run`: the gateway as deployed, gunicorn with uvicorn workers (gunicorn.conf.py;
+# VX11_BIND, GUNICORN_CMD_ARGS and WEB_CONCURRENCY are honoured), with the shub stand-in on
+# VX11_STANDIN_PORT (8007) unless VX11_SHUB_UPSTREAM is set, and a private Redis unless
+# VX11_REDIS_URL or REDIS_URL is. Ctrl-C or SIGTERM stops gunicorn first, then the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
+
+say() { echo "vx11-gateway: $*"; }
+
+# Every address is checked before anything starts: a second `make run` stops here, in one line,
+# instead of reusing the first one's stand-in and starting a Redis of its own.
+addresses=$(python scripts/addresses.py)
+eval "$addresses"  # gateway_url, standin_url
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-false}"
 
@@ -23,25 +32,51 @@ PY
   fi
   export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(sed -n 's/^DJANGO_SECRET_KEY=//p' "$demo")}"
   export VX11_GATEWAY_TOKEN="${VX11_GATEWAY_TOKEN:-$(sed -n 's/^VX11_GATEWAY_TOKEN=//p' "$demo")}"
-  echo "vx11-gateway: local demo secret key and gateway token are in $demo"
-  echo "  try: curl -H \"X-VX11-GW-TOKEN: \$(sed -n 's/^VX11_GATEWAY_TOKEN=//p' $demo)\" http://127.0.0.1:8000/shub/status"
+  say "local demo secret key and gateway token are in $demo"
+  echo "  try: curl -H \"X-VX11-GW-TOKEN: \$(sed -n 's/^VX11_GATEWAY_TOKEN=//p' $demo)\" $gateway_url/shub/status"
 fi
 
 python manage.py migrate --noinput >/dev/null
 python manage.py collectstatic --noinput >/dev/null
 python manage.py load_canon
 
-# No upstream configured: serve the bundled shub stand-in on 127.0.0.1:8007.
-pids=()
-if [ -z "${VX11_SHUB_UPSTREAM:-}" ]; then
-  export VX11_SHUB_UPSTREAM="http://127.0.0.1:8007"
-  if python -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8007/health", timeout=1)' 2>/dev/null; then
-    echo "vx11-gateway: something already answers on 127.0.0.1:8007; using it as the upstream"
+# Each server runs in a session of its own, so that a Ctrl-C (or a kill of make's process group)
+# reaches this script alone, which stops them in order: gunicorn first, draining while its
+# upstream and Redis still answer. Should this script die without stopping them, they get
+# SIGTERM from the kernel (setpriv's parent-death signal) instead of living on.
+server() {
+  if command -v setsid >/dev/null && command -v setpriv >/dev/null; then
+    setsid setpriv --pdeathsig TERM -- "$@" &
   else
-    python -m standin --host 127.0.0.1 --port 8007 &
-    pids+=($!)
-    echo "vx11-gateway: started the shub stand-in on http://127.0.0.1:8007 (set VX11_SHUB_UPSTREAM to use a real shub)"
+    "$@" &
   fi
+}
+gunicorn_pid="" others=()
+# `wait` returns early when a trapped signal arrives: wait until each process is really gone,
+# or Redis would stop under a draining gunicorn.
+wait_gone() {
+  while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null || true; done
+}
+stop() {
+  # A second Ctrl-C (or make's own SIGTERM, right after ours) does not cut the drain short. A
+  # no-op rather than '': bash warns about a signal already pending when its trap becomes ''.
+  trap : INT TERM HUP
+  if [ -n "$gunicorn_pid" ]; then
+    kill -TERM "$gunicorn_pid" 2>/dev/null || true
+    wait_gone "$gunicorn_pid"
+  fi
+  for pid in "${others[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${others[@]}"; do wait_gone "$pid"; done
+  gunicorn_pid="" others=()
+}
+trap 'stop; exit 0' INT TERM HUP  # asked to stop: a clean stop is a success
+trap stop EXIT
+
+if [ -n "$standin_url" ]; then
+  export VX11_SHUB_UPSTREAM="$standin_url"
+  server python -m standin --host 127.0.0.1 --port "${standin_url##*:}"
+  others+=($!)
+  say "started the shub stand-in on $standin_url (set VX11_SHUB_UPSTREAM to use a real shub)"
 fi
 
 # No Redis configured: the health cache needs one shared store so that a cache clear reaches
@@ -50,17 +85,22 @@ fi
 if [ -z "${VX11_REDIS_URL:-}" ] && [ -z "${REDIS_URL:-}" ]; then
   if command -v redis-server >/dev/null; then
     redis_port=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-      --logfile "" >/dev/null &
-    pids+=($!)
+    server redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+      --daemonize no --logfile "" >/dev/null
+    others+=($!)
     export VX11_REDIS_URL="redis://127.0.0.1:$redis_port/0"
-    echo "vx11-gateway: started a private redis-server on 127.0.0.1:$redis_port for the health cache"
+    say "started a private redis-server on 127.0.0.1:$redis_port for the health cache"
   else
     export WEB_CONCURRENCY=1
-    echo "vx11-gateway: no Redis (set VX11_REDIS_URL, or install redis-server): one worker, in-memory cache"
+    say "no Redis (set VX11_REDIS_URL, or install redis-server): one worker, in-memory cache"
   fi
 fi
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-echo "vx11-gateway: upstream $VX11_SHUB_UPSTREAM; try: curl http://127.0.0.1:8000/shub/health"
-gunicorn -c gunicorn.conf.py vx11site.asgi:application
+say "upstream $VX11_SHUB_UPSTREAM; gateway on $gateway_url (admin: $gateway_url/admin/)"
+say "try: curl $gateway_url/shub/health    stop: Ctrl-C"
+server gunicorn -c gunicorn.conf.py vx11site.asgi:application
+gunicorn_pid=$!
+status=0
+wait "$gunicorn_pid" || status=$?
+gunicorn_pid=""  # it exited by itself: stop the others, and pass its status on
+exit "$status"

@@ -113,6 +113,17 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Prometheus metrics, served by gunicorn's master on a port of their own."""
+
+    enabled: bool = True
+    bind: tuple[str, int] = ("127.0.0.1", 9108)
+    # Besides loopback, the networks allowed to scrape without a token.
+    allow: tuple[IPNetwork, ...] = ()
+    token: bytes | None = None  # Authorization: Bearer <token> lets anyone else scrape
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     upstream: str = DEFAULT_UPSTREAM
     gateway_tokens: tuple[bytes, ...] = ()
@@ -124,6 +135,7 @@ class GatewayConfig:
     cache: CacheConfig = CacheConfig()
     client: ClientLimits = ClientLimits()
     rate_limit: RateLimitConfig = RateLimitConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Host header values served (DJANGO_ALLOWED_HOSTS): Django checks them on the site, the
     # proxy handler on /shub/.
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
@@ -271,18 +283,37 @@ def _shub_token(env: Mapping[str, str]) -> str | None:
     return token
 
 
-def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
     networks = []
-    for item in env.get("VX11_TRUSTED_PROXIES", "").split(","):
-        if item.strip():
-            try:
-                networks.append(ipaddress.ip_network(item.strip(), strict=False))
-            except ValueError:
-                raise ConfigError(
-                    f"VX11_TRUSTED_PROXIES holds {item.strip()!r}, which is not an IP address "
-                    "or network"
-                ) from None
+    for item in parse_list(env, name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} holds {item!r}, which is not an IP address or network"
+            ) from None
     return tuple(networks)
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[IPNetwork, ...]:
+    return _networks(env, "VX11_TRUSTED_PROXIES")
+
+
+def _metrics(env: Mapping[str, str]) -> MetricsConfig:
+    name = "VX11_METRICS_BIND"
+    value = _text(env, name) or "127.0.0.1:9108"
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ConfigError(f"{name}={value!r} must be host:port, e.g. 0.0.0.0:9108")
+    token = _text(env, "VX11_METRICS_TOKEN")
+    if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError("VX11_METRICS_TOKEN holds spaces or non-ASCII characters")
+    return MetricsConfig(
+        enabled=parse_bool(env, "VX11_METRICS_ENABLED", True),
+        bind=(host.strip("[]"), int(port)),
+        allow=_networks(env, "VX11_METRICS_ALLOW"),
+        token=token.encode() if token else None,
+    )
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:
@@ -398,6 +429,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         cache=_cache(env),
         client=_client(env),
         rate_limit=_rate_limit(env, tokens),
+        metrics=_metrics(env),
         allowed_hosts=parse_list(env, "DJANGO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
     )

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests import servers
+from tests.browser import SCREENSHOTS
 
 SHUB_TOKEN = "shub-internal-token"
 
@@ -79,3 +81,14 @@ def c(gw: servers.Server, token: dict[str, str]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gw.url, timeout=15) as client:
         client.post("/shub/cache/clear", headers=token).raise_for_status()
         yield client
+
+
+STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the browser tests left this run's screenshots, for a person to look at."""
+    shots = [s for s in SCREENSHOTS.glob("*.png") if s.stat().st_mtime >= STARTED]
+    if shots:
+        where = SCREENSHOTS.relative_to(servers.ROOT)
+        terminalreporter.write_line(f"browser screenshots ({len(shots)}): {where}/")

@@ -26,6 +26,7 @@ def main() -> None:
         http=PROTOCOLS[settings.VX11.client.http_parser],
         proxy_headers=False,
         server_header=False,
+        ws="none",
         access_log=False,
         log_config=None,  # Django's LOGGING (JSON lines) applies to uvicorn's loggers too
         log_level="warning",

@@ -1,13 +1,15 @@
 """Settings for the in-process part of the test suite (unit tests, ORM, admin).
 
-The gateway processes the suite starts run with the real settings in production mode.
+Built from the suite's own environment (``tests/environment.py``), never from what the caller
+exported. The gateway processes the suite starts run with the real settings in production mode.
 """
 
 import os
 
-os.environ["DJANGO_DEBUG"] = "true"
-os.environ.setdefault("VX11_GATEWAY_TOKEN", "in-process-test-token")
+from tests.environment import isolate
 
-from vx11site.settings import *  # noqa: F403
+isolate(os.environ)
+
+from vx11site.settings import *  # noqa: E402, F403
 
 WHITENOISE_AUTOREFRESH = True  # no collected static files in-process; find them on demand

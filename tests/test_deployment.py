@@ -1,9 +1,10 @@
-"""Deployment as operators run it: the container image, docker compose, ``.env.example``, the
-entry point, gunicorn's config and signals, and Django's production checks.
+"""Deployment as operators run it: the container image, the entry point, gunicorn's config and
+signals, and Django's production checks with ``.env.example``'s settings.
 
-No Docker engine runs here: the Dockerfile and compose files are read and held to the properties
-the deployment promises (only the gateway publishes a port, healthy dependencies first, settings
-the code really reads); everything else runs for real."""
+No Docker engine runs here: the Dockerfile is read and held to the properties the image promises;
+the compose files are validated and merged by Compose itself (tests/test_compose.py), and
+``.env.example`` is held to the code and the README (tests/test_docs.py); everything else runs
+for real."""
 
 from __future__ import annotations
 
@@ -18,258 +19,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 from django.utils.module_loading import import_string
 from uvicorn_worker import UvicornWorker
 
 from tests import servers
+from tests.variables import env_example
 
 ROOT = servers.ROOT
 GUNICORN = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-COMPOSE_VARIANTS = {
-    "base": ["docker-compose.yml"],
-    "prod": ["docker-compose.yml", "docker-compose.prod.yml"],
-    "shub": ["docker-compose.yml", "docker-compose.shub.yml"],
-    "prod+shub": ["docker-compose.yml", "docker-compose.prod.yml", "docker-compose.shub.yml"],
-}
-SECRETS = ("DJANGO_SECRET_KEY", "VX11_GATEWAY_TOKEN", "REDIS_PASSWORD", "POSTGRES_PASSWORD")
-
-
-# --- compose files: the compose-spec merge, enough of it to read the merged model -----------------
-
-
-@dataclass(frozen=True)
-class Reset:
-    """``!reset``: the key disappears from the merged model."""
-
-
-@dataclass(frozen=True)
-class Override:
-    """``!override``: the value replaces the earlier file's instead of merging with it."""
-
-    value: Any
-
-
-class ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-def _reset(loader: ComposeLoader, node: yaml.Node) -> Reset:
-    return Reset()
-
-
-def _override(loader: ComposeLoader, node: yaml.Node) -> Override:
-    if isinstance(node, yaml.MappingNode):
-        return Override(loader.construct_mapping(node, deep=True))
-    if isinstance(node, yaml.SequenceNode):
-        return Override(loader.construct_sequence(node, deep=True))
-    assert isinstance(node, yaml.ScalarNode)
-    return Override(loader.construct_scalar(node))
-
-
-ComposeLoader.add_constructor("!reset", _reset)
-ComposeLoader.add_constructor("!override", _override)
-
-REPLACED_SEQUENCES = {"command", "entrypoint", "test"}  # compose overrides these, never appends
-
-
-def merge(base: Any, over: Any, key: str = "") -> Any:
-    if isinstance(over, Override):
-        return over.value
-    if isinstance(base, dict) and isinstance(over, dict):
-        merged = dict(base)
-        for name, value in over.items():
-            if isinstance(value, Reset):
-                merged.pop(name, None)
-            elif name in merged:
-                merged[name] = merge(merged[name], value, name)
-            else:
-                merged[name] = value.value if isinstance(value, Override) else value
-        return merged
-    if isinstance(base, list) and isinstance(over, list) and key not in REPLACED_SEQUENCES:
-        return base + over
-    return over
-
-
-def compose(variant: str) -> dict[str, Any]:
-    model: dict[str, Any] = {}
-    for name in COMPOSE_VARIANTS[variant]:
-        model = merge(model, yaml.load((ROOT / name).read_text(), Loader=ComposeLoader))
-    return model
-
-
-def services(variant: str, *, profiles: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """The services ``docker compose up`` starts: those without ``profiles``, and those of the
-    profiles enabled (``--profile NAME``)."""
-    found: dict[str, dict[str, Any]] = compose(variant)["services"]
-    return {
-        name: service
-        for name, service in found.items()
-        if not service.get("profiles") or set(service["profiles"]) & set(profiles)
-    }
-
-
-# --- which variables the code reads, and which .env.example sets ----------------------------------
-
-CODE_FILES = ["shubproxy/config.py", "vx11site/settings.py", "gunicorn.conf.py"]
-# Read by the gateway's metrics endpoint (issue 13), which is written on another branch: drop
-# this once the code above reads it.
-READ_BY_CODE_TO_COME = {"VX11_METRICS_BIND"}
-QUOTED_NAME = re.compile(
-    r"""["']((?:VX11|DJANGO)_[A-Z0-9_]+|DATABASE_URL|REDIS_URL|WEB_CONCURRENCY)["']"""
-)
-
-
-def read_by_code() -> set[str]:
-    names: set[str] = set()
-    for name in CODE_FILES:
-        names |= set(QUOTED_NAME.findall((ROOT / name).read_text()))
-    return (names - {"DJANGO_SETTINGS_MODULE"}) | READ_BY_CODE_TO_COME
-
-
-def read_by_entrypoint() -> set[str]:
-    script = (ROOT / "scripts/docker-entrypoint.sh").read_text()
-    return set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", script))
-
-
-def interpolated_by_compose() -> set[str]:
-    """``${NAME...}``: what compose reads from ``.env`` (``$$NAME`` is the container's own)."""
-    names: set[str] = set()
-    for path in ROOT.glob("docker-compose*.yml"):
-        names |= set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", path.read_text()))
-    return names
-
-
-OPTIONAL = re.compile(r"# ([A-Z][A-Z0-9_]*)=(\S*)")  # `# NAME=value`: documented, left unset
-
-
-def env_example(*, optional: bool = False) -> dict[str, str]:
-    """What ``.env.example`` sets; with ``optional``, also the commented-out examples."""
-    values = {}
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        if optional and (match := OPTIONAL.fullmatch(line)):
-            values[match[1]] = match[2]
-        elif line and not line.startswith("#"):
-            name, sep, value = line.partition("=")
-            assert sep and re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f"not NAME=value: {line!r}"
-            values[name] = value
-    return values
-
-
-def test_the_code_reads_the_variables_the_deployment_is_known_to_need():
-    # The regex above is the whole of the next two tests: make sure it still finds things.
-    assert {"VX11_GATEWAY_TOKEN", "DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"} <= (
-        read_by_code()
-    )
-    assert {"WEB_CONCURRENCY", "VX11_BIND", "DJANGO_SECURE_PROXY_SSL_HEADER"} <= read_by_code()
-    assert read_by_entrypoint() == {"VX11_MIGRATE_ON_START"}
-
-
-def test_every_variable_in_env_example_is_read_by_the_code_or_the_compose_files():
-    readers = read_by_code() | read_by_entrypoint() | interpolated_by_compose()
-    assert set(env_example(optional=True)) - readers == set()
-
-
-def test_every_variable_the_code_and_compose_read_is_in_env_example():
-    readers = read_by_code() | read_by_entrypoint() | interpolated_by_compose()
-    assert readers - set(env_example(optional=True)) == set()
-
-
-def test_env_example_holds_no_secret_and_explains_every_variable():
-    values = env_example()
-    assert {name: values[name] for name in SECRETS} == dict.fromkeys(SECRETS, "")
-    assert values["DJANGO_DEBUG"] == "false"
-    assert "127.0.0.1" in values["DJANGO_ALLOWED_HOSTS"].split(",")  # the HEALTHCHECK's host
-    previous = ""
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        if OPTIONAL.fullmatch(line) or (line and not line.startswith("#")):
-            # A comment right above, or a neighbour sharing the comment above it.
-            assert previous.startswith("#") or "=" in previous, f"no comment for {line}"
-        previous = line
-
-
-def test_compose_sets_only_variables_the_gateway_reads():
-    readers = read_by_code() | read_by_entrypoint()
-    for variant in COMPOSE_VARIANTS:
-        for name in ("gateway", "migrate"):
-            service = services(variant).get(name)
-            if service is not None:
-                assert set(service["environment"]) - readers == set(), (variant, name)
-                assert service["env_file"] == ".env"
-
-
-# --- compose: what is reachable, and in which order it starts -------------------------------------
-
-
-@pytest.mark.parametrize("variant", COMPOSE_VARIANTS)
-def test_only_the_gateway_publishes_a_port(variant):
-    expected = "8000-8001:8000" if "prod" in variant else "8000:8000"
-    for name, service in services(variant).items():
-        assert service.get("network_mode") != "host", name
-        assert service.get("ports", []) == ([expected] if name == "gateway" else []), name
-    assert services(variant)["shub"]["expose"] == ["8007"]
-
-
-@pytest.mark.parametrize("variant", COMPOSE_VARIANTS)
-def test_dependencies_are_waited_for_and_can_say_they_are_healthy(variant):
-    model = services(variant)
-    assert model["gateway"]["depends_on"]["redis"] == {"condition": "service_healthy"}
-    for name, service in model.items():
-        for dependency, rule in service.get("depends_on", {}).items():
-            if rule["condition"] == "service_healthy":
-                assert "healthcheck" in model[dependency], f"{name} waits for {dependency}"
-
-
-def test_redis_is_private_and_needs_the_password_from_the_env_file():
-    redis = services("base")["redis"]
-    assert redis["image"] == "redis:7-alpine"
-    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
-    assert '--requirepass "$$REDIS_PASSWORD"' in " ".join(redis["command"])
-    assert "ping" in " ".join(redis["healthcheck"]["test"])
-    redis_url = services("base")["gateway"]["environment"]["VX11_REDIS_URL"]
-    assert redis_url.startswith("redis://:${REDIS_PASSWORD") and "@redis:6379/" in redis_url
-
-
-def test_the_gateway_is_built_here_and_waits_for_redis_and_the_stand_in():
-    model = services("base")
-    assert model["gateway"]["build"] == "."
-    assert model["gateway"]["depends_on"]["shub"] == {"condition": "service_healthy"}
-    assert model["shub"]["command"][:3] == ["python", "-m", "standin"]
-    assert "8007" in model["shub"]["command"]
-    assert model["shub"]["environment"]["SHUB_TOKEN"] == "${VX11_SHUB_TOKEN:-}"
-    # Docker waits this long after SIGTERM before it kills: longer than gunicorn's drain.
-    assert int(model["gateway"]["stop_grace_period"].rstrip("s")) > GUNICORN["graceful_timeout"]
-
-
-def test_a_real_shub_image_replaces_the_stand_in():
-    shub = services("shub")["shub"]
-    assert shub["image"].startswith("${SHUB_IMAGE:?")
-    assert {"build", "command", "entrypoint", "healthcheck"} & set(shub) == set()
-    assert shub["environment"] == {"VX11_TOKEN": "${VX11_SHUB_TOKEN:-}"}
-    assert services("shub")["gateway"]["depends_on"]["shub"] == {"condition": "service_started"}
-
-
-def test_the_production_variant_runs_several_instances_on_one_postgresql():
-    model = services("prod")
-    gateway, migrate, postgres = model["gateway"], model["migrate"], model["postgres"]
-    assert gateway["deploy"]["replicas"] >= 2
-    database = gateway["environment"]["DATABASE_URL"]
-    assert database.startswith("postgres://vx11:${POSTGRES_PASSWORD:?")
-    assert database.endswith("@postgres:5432/vx11")
-    assert migrate["environment"]["DATABASE_URL"] == database
-    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
-    # Migrations run once, in the one-shot service, before the instances start.
-    assert gateway["environment"]["VX11_MIGRATE_ON_START"] == "false"
-    assert migrate["environment"]["VX11_MIGRATE_ON_START"] == "true"
-    assert gateway["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-    assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
-    assert "volumes" not in gateway  # nothing local: the instances share PostgreSQL
 
 
 # --- the image ------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ ASGI_APPLICATION = "vx11site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "vx11site" / "templates"],
+        "DIRS": [BASE_DIR / "vx11site" / "templates"],  # the landing, 404 and lockout pages
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

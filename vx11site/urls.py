@@ -7,7 +7,16 @@ from django.views.generic import RedirectView
 
 from vx11site import views
 
+# The admin is this site's: its own name, "View site" leading to the landing page, and no
+# navigation sidebar (the canon's lists are one click from the index, and the sidebar's 300 px
+# pushed the flow list out of its pane at 1280 px).
+admin.site.site_header = admin.site.site_title = views.SITE_NAME
+admin.site.index_title = "Canon and users"
+admin.site.site_url = "/"
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
+    path("", views.home),
     path("healthz", views.healthz),
     path("readyz", views.readyz),
     # The canon's pages lived under the proxy app's label before the canon became an app of

@@ -21,6 +21,7 @@ import h11
 import httptools
 import uvicorn
 from gunicorn.arbiter import Arbiter
+from gunicorn.sock import BaseSocket
 from gunicorn.workers.base import Worker
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -70,6 +71,7 @@ PRIVATE_HOOKS: tuple[Hook, ...] = (
     assigned_in(H11Protocol.handle_events, f'"{_PARSE_WARNING}"', "H11Protocol's parse warning"),
     assigned_in(HttpToolsProtocol.on_headers_complete, "self.cycle = ", "HttpToolsProtocol.cycle"),
     assigned_in(H11Protocol.handle_events, "self.cycle = ", "H11Protocol.cycle"),
+    assigned_in(BaseSocket.__init__, "self.sock =", "gunicorn BaseSocket.sock (the socket object)"),
 )
 
 
@@ -328,7 +330,14 @@ class _DrainingServer(uvicorn.Server):
 
 
 class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped base class
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False, "server_header": False}
+    # ws="none": the gateway proxies no WebSocket, whatever WebSocket library happens to be
+    # installed; an Upgrade is served as plain HTTP (and the router closes websocket scopes).
+    CONFIG_KWARGS = {
+        **UvicornWorker.CONFIG_KWARGS,
+        "proxy_headers": False,
+        "server_header": False,
+        "ws": "none",
+    }
     protocols = PROTOCOLS  # by VX11_HTTP_PARSER
 
     async def _serve(self) -> None:  # as UvicornWorker._serve (uvicorn-worker 0.4.0)
@@ -336,6 +345,10 @@ class DrainingUvicornWorker(UvicornWorker):  # type: ignore[misc]  # untyped bas
         self.config.http = self.protocols[_Guard.limits().http_parser]
         server = _DrainingServer(config=self.config)
         self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+        # The socket objects, not gunicorn's wrappers: uvloop detaches a socket object when it
+        # closes its server, but closes anything else a second time after libuv has, and
+        # gunicorn's wrapper logs the EBADF ("Error while closing socket", every stop) while
+        # the second close could hit a descriptor reused meanwhile.
+        await server.serve(sockets=[listener.sock for listener in self.sockets])
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

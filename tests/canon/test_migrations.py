@@ -51,7 +51,7 @@ print(json.dumps({
 
 
 def manage(settings: str, database: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = servers.base_env(DJANGO_SETTINGS_MODULE=settings, DATABASE_URL=database)
+    env = servers.base_env(DJANGO_SETTINGS_MODULE=settings, VX11_TEST_DATABASE_URL=database)
     return subprocess.run(
         [servers.PYTHON, "manage.py", *args], cwd=servers.ROOT, env=env, capture_output=True,
         text=True, timeout=120,
