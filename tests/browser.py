@@ -47,6 +47,7 @@ def chromium() -> Iterator[WebDriver]:
         options.binary_location = str(CHROMIUM)
         for flag in [*FLAGS, f"--user-data-dir={profile}"]:
             options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages
         driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
         try:
             yield driver
@@ -59,3 +60,12 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     assert driver.save_screenshot(str(path)), path
     return path
+
+
+def csp_violations(driver: WebDriver) -> list[str]:
+    """What the browser refused under the page's Content-Security-Policy since the last call."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
