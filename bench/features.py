@@ -22,4 +22,5 @@ VARIANTS = (
         "connection limits",
         {"GUNICORN_CMD_ARGS": "--worker-class bench.workers.UnguardedWorker"},
     ),
+    Variant("rate limits", {"VX11_RATE_LIMIT_ENABLED": "false"}),
 )

@@ -172,6 +172,11 @@ def gateway(
         "VX11_SHUB_UPSTREAM": upstream,
         "VX11_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "DATABASE_URL": f"sqlite:///{workdir / 'gateway.sqlite3'}",
+        # Every limit on, each high enough never to deny the load (one client address, one
+        # token): the bench measures what limiting costs, not what it refuses.
+        "VX11_RATE_LIMIT_TOKEN": "100000000/minute",
+        "VX11_RATE_LIMIT_IP": "100000000/minute",
+        "VX11_RATE_LIMIT_AUTH_FAILURES": "100000000/minute",
     }
     if redis_url:
         env["VX11_REDIS_URL"] = redis_url

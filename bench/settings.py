@@ -60,7 +60,8 @@ def settings_lines(settings: Settings) -> list[str]:
     return [
         f"- gateway: `python -m gunicorn -c gunicorn.conf.py vx11site.asgi:application`, "
         f"WEB_CONCURRENCY={settings.workers} (uvicorn workers), DJANGO_DEBUG=false, access log "
-        f"on (VX11_LOG_LEVEL=INFO, to a file), VX11_MAX_BODY_BYTES={mib} MiB, VX11_REDIS_URL "
+        f"on (VX11_LOG_LEVEL=INFO, to a file), VX11_MAX_BODY_BYTES={mib} MiB, rate limits on "
+        f"(token, ip and auth_failures at 100,000,000/minute: never denying), VX11_REDIS_URL "
         "= a private redis-server, db 0",
         f"- nginx: {settings.workers} workers, keep-alive to the upstream, default buffering, "
         "access log on, token check, proxy_cache 60 s on /shub/health (bench/nginx.conf.template)",

@@ -68,6 +68,7 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     health = runtime.health
     database = await sync_to_async(_database_ok)()
     cache_ok = await health.ping()
+    limits = await runtime.limiter.check() if runtime.limiter else "off"
     status = "unavailable" if not database else "ready" if cache_ok else "degraded"
     return JsonResponse(
         {
@@ -79,7 +80,7 @@ async def readyz(request: HttpRequest) -> HttpResponse:
             "cache_failures": health.failures,
             # redis (shared limits), local (each worker its share: no Redis, or Redis down),
             # open or closed (Redis down, as VX11_RATE_LIMIT_ON_REDIS_ERROR says), off
-            "rate_limit": runtime.limiter.mode if runtime.limiter else "off",
+            "rate_limit": limits,
             "rate_limit_failures": runtime.limiter.failures if runtime.limiter else 0,
         },
         status=200 if database else 503,

@@ -13,6 +13,7 @@ the one closest to exhaustion on the answer, whatever it is. Nothing here reads 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,8 @@ async def _admit(
 
 
 async def _take(limiter: RateLimiter, a: Admission, policy: Any, key: str) -> None:
-    decision = await limiter.take(policy, key)
+    # Most requests spend a permit this worker already holds: no coroutine for those.
+    decision = limiter.spend(policy, key) or await limiter.take(policy, key)
     a.decisions.append(decision)
     if not decision.allowed:
         raise TooManyRequests(policy.name, fields.retry_after(decision))
@@ -99,8 +101,12 @@ async def _take(limiter: RateLimiter, a: Admission, policy: Any, key: str) -> No
 def _check_host(scope: dict[str, Any], config: GatewayConfig) -> None:
     host = header(scope, b"host")
     if host is None:  # HTTP/1.0: the address it reached, as Django takes it
-        domain = scope["server"][0] if scope.get("server") else ""
-    else:
-        domain, _ = split_domain_port(host.decode("latin-1"))
-    if not validate_host(domain, config.allowed_hosts):
+        host = (scope["server"][0] if scope.get("server") else "").encode()
+    if not _allowed(host, config.allowed_hosts):
         raise BadRequest("The Host header names a host this gateway does not serve.")
+
+
+@functools.lru_cache(maxsize=256)  # a gateway sees a few hosts; made-up ones push out the oldest
+def _allowed(host: bytes, allowed_hosts: tuple[str, ...]) -> bool:
+    domain, _ = split_domain_port(host.decode("latin-1"))
+    return validate_host(domain, allowed_hosts)

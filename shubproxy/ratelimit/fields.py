@@ -25,8 +25,11 @@ def fields(decisions: Sequence[Decision]) -> Headers:
     policy = decision.policy
     reset = max(0, math.ceil(decision.reset))
     return [
-        (b"ratelimit-policy", policy.field().encode()),
-        (b"ratelimit", f'"{policy.name}";r={max(0, decision.remaining)};t={reset}'.encode()),
+        (b"ratelimit-policy", policy.field_bytes),
+        (
+            b"ratelimit",
+            b'"%s";r=%d;t=%d' % (policy.name.encode(), max(0, decision.remaining), reset),
+        ),
     ]
 
 

@@ -8,7 +8,7 @@ to the bucket when the lease ends. So:
 
 - over-admission is 0: a permit is in the bucket, in one lease, or spent, never two of these;
 - under-admission is bounded by what the other workers hold unspent, at most
-  ``lease_size(policy)`` each (2% of the limit, at most 100), for at most ``LEASE_SECONDS``;
+  ``lease_size(policy)`` each (2% of the limit, at most 1000), for at most ``LEASE_SECONDS``;
 - a new worker or instance gets its share at its first request, from the shared bucket;
 - a denial is remembered until the bucket has a permit again, so a client hammering after a
   429 costs no Redis call either.
@@ -41,7 +41,7 @@ log = logging.getLogger("vx11.ratelimit")
 
 LEASE_SECONDS = 1.0
 RETRY_AFTER = 1.0  # seconds Redis is left alone after a failure
-MAX_LEASE = 100
+MAX_LEASE = 1000
 
 Key = tuple[str, str]  # (policy name, client key)
 
@@ -102,6 +102,11 @@ class RateLimiter:
 
     # --- deciding --------------------------------------------------------------------------
 
+    def spend(self, policy: Policy, key: str) -> Decision | None:
+        """``take`` when this worker can decide alone (a permit in hand, or a known-empty
+        bucket); None when it takes a lease (or Redis being down) to know."""
+        return self._spend(policy, (policy.name, key), time.monotonic())
+
     async def take(self, policy: Policy, key: str) -> Decision:
         """Spend one permit of ``policy`` for ``key``, or say when there will be one."""
         k = (policy.name, key)
@@ -129,6 +134,19 @@ class RateLimiter:
             lease.permits += 1
         elif (bucket := self._local.get(k)) is not None:
             bucket.tokens = min(bucket.capacity, bucket.tokens + 1)
+
+    async def check(self) -> str:
+        """The mode, after asking Redis (``/readyz``): a worker that has served no limited
+        request lately would not have found out otherwise."""
+        if self._client is not None and not self._shared_down():
+            try:
+                with translated():
+                    await self._client.ping()
+            except RedisUnavailable as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+        return self.mode
 
     async def peek(self, policy: Policy, key: str) -> Decision:
         """The state of ``key``'s bucket, spending nothing (the status endpoint)."""

@@ -7,6 +7,7 @@ steady rate, and never twice the limit across a window's edge as with a fixed wi
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ class RateError(ValueError):
     """Not a rate: the message says what is expected."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Policy:
     name: str  # token, ip, auth_failures
     limit: int  # requests per window, and the burst
@@ -31,6 +32,10 @@ class Policy:
     def field(self) -> str:
         """This policy as the draft's RateLimit-Policy item: ``"token";q=1000;w=60``."""
         return f'"{self.name}";q={self.limit};w={self.window}'
+
+    @functools.cached_property
+    def field_bytes(self) -> bytes:
+        return self.field().encode()
 
 
 def parse_rate(name: str, text: str) -> Policy | None:

@@ -123,8 +123,8 @@ def test_the_admin_is_this_gateways_and_its_lists_leave_room(staff):
 def test_search_finds_flows_by_id_and_description_and_endpoints_by_path(staff):
     by_id = page(staff, changelist(Flow) + "?q=TENTACULO")
     assert column(by_id, "flow_id") == ["TENTACULO_GATEWAY_SECURITY_ENFORCED"]
-    by_description = page(staff, changelist(Flow) + "?q=Redis")
-    assert column(by_description, "flow_id") == ["HEALTH_CACHE_REDIS_READY"]
+    by_description = page(staff, changelist(Flow) + "?q=token buckets")
+    assert column(by_description, "flow_id") == ["GATEWAY_RATE_LIMIT_ENFORCED"]
     by_path = page(staff, changelist(ShubEndpoint) + "?q=/api/analyze")
     assert column(by_path, "name") == ["analyze"]
     assert column(page(staff, changelist(Flow) + "?q=no-such-thing"), "flow_id") == []
@@ -134,7 +134,7 @@ def test_filters_narrow_flows_by_status_endpoints_by_access_and_gaps_by_severity
     flows = page(staff, changelist(Flow))
     assert "By status" in flows
     planned = page(staff, changelist(Flow) + "?state__exact=PLANNED")
-    assert column(planned, "flow_id") == ["GATEWAY_RATE_LIMIT_ENFORCED"]
+    assert column(planned, "flow_id") == ["GATEWAY_METRICS_PROMETHEUS_READY"]
     endpoints = changelist(ShubEndpoint)
     assert "By access" in page(staff, endpoints)
     assert (
@@ -159,7 +159,7 @@ def test_detail_pages_render_read_only(staff):
     assert "grep -x 403" in html  # its steps, inline
     module = page(staff, f"{changelist(ShubModule)}{ShubModule.objects.get().pk}/change/")
     assert "&quot;X-VX11-GW-TOKEN&quot;" in module  # proxy details, as JSON
-    assert "NO_RATE_LIMIT" in module  # known gaps, inline
+    assert "NO_METRICS" in module  # known gaps, inline
 
 
 @pytest.mark.django_db

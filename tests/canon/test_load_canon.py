@@ -422,8 +422,15 @@ def deployed(standin, tmp_path_factory) -> Iterator[servers.Server]:
     tmp = tmp_path_factory.mktemp("canon-gateway")
     # One worker: without Redis each worker has its own memory cache, and a cache flow's
     # "miss, then hit" steps must land on the same one.
+    # The rate limits as shipped (the suite's gateways have higher ones): the rate-limit flow's
+    # steps show them.
+    defaults = {
+        "VX11_RATE_LIMIT_TOKEN": "1000/minute",
+        "VX11_RATE_LIMIT_IP": "5000/minute",
+        "VX11_RATE_LIMIT_AUTH_FAILURES": "100/minute",
+    }
     with gunicorn_gateway_with_static(
-        standin.url, tmp, workers=1, VX11_SHUB_TOKEN=SHUB_TOKEN
+        standin.url, tmp, workers=1, VX11_SHUB_TOKEN=SHUB_TOKEN, **defaults
     ) as server:
         yield server
 
