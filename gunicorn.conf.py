@@ -7,6 +7,7 @@ start, the old ones drain as on SIGTERM). Neither drops a request in flight."""
 
 import os
 import sys
+from typing import Any
 
 from shubproxy.config import ConfigError, load_checked, worker_count
 
@@ -72,10 +73,48 @@ worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 control_socket_disable = True
 
 
-def on_starting(server: object) -> None:
+def on_starting(server: Any) -> None:
     # Fail once, in the master, with the reason; a worker failing at import would be respawned
     # forever.
     try:
-        load_checked(os.environ)
+        server.vx11_config = load_checked(os.environ)
     except ConfigError as exc:
         sys.exit(f"vx11-gateway: configuration error: {exc}")
+    if server.vx11_config.metrics.enabled:
+        # Before any worker imports prometheus_client: it picks multiprocess mode from this.
+        from shubproxy.metrics.server import prepare_directory
+
+        prepare_directory()
+
+
+def when_ready(server: Any) -> None:
+    """The metrics port, served by the master (shubproxy/metrics/server.py)."""
+    if server.vx11_config.metrics.enabled:
+        from shubproxy.metrics.server import MetricsServer
+
+        try:
+            server.vx11_metrics = MetricsServer(server.vx11_config.metrics)
+        except OSError as exc:
+            host, port = server.vx11_config.metrics.bind
+            sys.exit(f"vx11-gateway: VX11_METRICS_BIND={host}:{port} cannot be listened on: {exc}")
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # The worker inherited the master's metrics socket: it must not hold the port.
+    metrics = getattr(server, "vx11_metrics", None)
+    if metrics is not None:
+        metrics.leave()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # Its gauges leave the sum; its counters stay (a restart neither resets nor doubles them).
+    if server.vx11_config.metrics.enabled:
+        from shubproxy.metrics.server import worker_exited
+
+        worker_exited(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    metrics = getattr(server, "vx11_metrics", None)
+    if metrics is not None:
+        metrics.close()

@@ -156,6 +156,7 @@ def _gunicorn(
 ) -> contextlib.AbstractContextManager[Service]:
     """``app`` under gunicorn with uvicorn workers, configured by ``conf``."""
     env = base_env(WEB_CONCURRENCY=str(workers), VX11_BIND=f"127.0.0.1:{port}", **env)
+    env.setdefault("VX11_METRICS_BIND", f"127.0.0.1:{free_port()}")  # servers side by side
     args = [PYTHON, "-m", "gunicorn", "-c", conf, app]
     url = f"http://127.0.0.1:{port}/healthz"
     return _running(name, args, env=env, port=port, ready=url, workdir=workdir)

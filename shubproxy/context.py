@@ -31,6 +31,10 @@ class RequestContext:
     # Set by the proxy handler once the request is admitted (path valid, token checked, rate
     # limits spent); the view serves only the route admitted here.
     admission: Admission | None = None
+    # What served it, for the metrics: a small fixed set (shubproxy.metrics.series.ROUTES).
+    route: str = "site"
+    trace_id: str | None = None  # of its W3C traceparent (the client's, or one started here)
+    started: float = 0.0  # time.perf_counter() at its arrival
     upstream_seconds: float | None = None
     cache: str | None = None
 

@@ -148,6 +148,7 @@ class UpstreamError(GatewayError):
     detail = "The shub service could not be used."
     # RFC 9209 proxy error type; the translation boundary may name a more precise one.
     proxy_error = "proxy_internal_error"
+    kind = "protocol"  # vx11_gateway_upstream_errors_total{kind}
 
     def __init__(self, detail: str | None = None, *, proxy_error: str | None = None) -> None:
         if proxy_error is not None:
@@ -163,6 +164,7 @@ class ShubUnavailable(UpstreamError):
     code = "shub_unavailable"
     detail = "The shub service could not be reached."
     proxy_error = "connection_refused"
+    kind = "unavailable"
 
 
 class ShubTimeout(UpstreamError):
@@ -170,6 +172,7 @@ class ShubTimeout(UpstreamError):
     code = "shub_timeout"
     detail = "The shub service did not answer in time."
     proxy_error = "connection_timeout"
+    kind = "timeout"
 
 
 class UpstreamProtocolError(UpstreamError):
@@ -183,6 +186,7 @@ class UpstreamBodyError(UpstreamProtocolError):
     """The upstream failed after the response had started: the client connection is cut."""
 
     detail = "The shub service broke off the response body."
+    kind = "body_broken"
 
 
 def error_body(error: GatewayError, correlation_id: str) -> bytes:

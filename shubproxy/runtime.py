@@ -15,6 +15,7 @@ import redis.asyncio
 from .config import GatewayConfig
 from .healthcache.backend import EntryStore, MemoryEntries, RedisEntries
 from .healthcache.service import HealthCache
+from .metrics.recorder import NullRecorder, recorder
 from .proxy.paths import PUBLIC
 from .ratelimit.limiter import RateLimiter
 from .store import connection
@@ -29,6 +30,7 @@ class Runtime:
     health: HealthCache
     limiter: RateLimiter | None  # None: rate limiting off (VX11_RATE_LIMIT_ENABLED=false)
     redis: redis.asyncio.Redis | None
+    metrics: NullRecorder  # a Recorder when VX11_METRICS_ENABLED, else recording nothing
 
     @classmethod
     async def start(cls, config: GatewayConfig) -> Runtime:
@@ -39,7 +41,8 @@ class Runtime:
         options = (
             connection.options_of(settings.CACHES["default"]) if config.cache.redis_url else None
         )
-        upstream = UpstreamClient(config)
+        metrics = recorder(config.metrics.enabled)
+        upstream = UpstreamClient(config, metrics=metrics)
         await upstream.open()
         client = connection.connect(options) if options else None
         store: EntryStore = (
@@ -52,12 +55,13 @@ class Runtime:
             names=PUBLIC.values(),
             bus=Bus(client, options) if client and options else None,
             lock_seconds=t.pool + t.connect + t.write + t.read,
+            metrics=metrics,
         )
         limiter = None
         if config.rate_limit.enabled:
             prefix = options.key_prefix if options else ""
             limiter = RateLimiter(config.rate_limit, client, key_prefix=prefix)
-        runtime = cls(config, upstream, health, limiter, client)
+        runtime = cls(config, upstream, health, limiter, client, metrics)
         try:
             await health.start()
             if limiter is not None:

@@ -66,6 +66,6 @@ def csp_violations(driver: WebDriver) -> list[str]:
     """What the browser refused under the page's Content-Security-Policy since the last call."""
     return [
         entry["message"]
-        for entry in driver.get_log("browser")
+        for entry in driver.get_log("browser")  # type: ignore[attr-defined]  # Chrome's own
         if "Content Security Policy" in entry["message"]
     ]

@@ -135,6 +135,7 @@ def gunicorn_gateway(
     port = free_port()
     env = gateway_env(upstream, tmp, WEB_CONCURRENCY=str(workers), **extra)
     env["VX11_BIND"] = f"127.0.0.1:{port}"
+    env.setdefault("VX11_METRICS_BIND", f"127.0.0.1:{free_port()}")  # gateways side by side
     args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn.conf.py", "vx11site.asgi:application"]
     log = tmp / f"gunicorn-{port}.log"
     return run(args, env=env, ready_path="/healthz", port=port, log=log)

@@ -4,7 +4,7 @@ Layers, outermost first, each in a module of its own:
 
 1. ``lifespan``: the worker's runtime, created at start-up; each request's context;
 2. ``correlation``: the request's correlation id, returned on every response;
-3. ``access_log``: one JSON line per request, after its last byte;
+3. ``observe``: one JSON log line and the metrics of each request, after its last byte;
 4. ``request_checks``: too many headers, a body framing the gateway does not take;
 5. ``body_limit``: the request body's size cap and idle timeout, before Django spools a byte;
 6. ``router``: ``/shub/`` to the proxy handler, the rest to Django's stock handler.
@@ -22,10 +22,10 @@ from django.core.handlers.asgi import ASGIHandler
 
 from ..config import GatewayConfig
 from ..proxy.handler import ProxyASGIHandler
-from .access_log import AccessLogMiddleware
 from .body_limit import BodyLimitMiddleware
 from .correlation import CorrelationMiddleware
 from .lifespan import LifespanMiddleware
+from .observe import ObserveMiddleware
 from .request_checks import RequestChecksMiddleware
 from .router import RouterMiddleware
 from .types import ASGIApp
@@ -40,4 +40,4 @@ def build_application(config: GatewayConfig) -> ASGIApp:
         min_rate=config.client.body_min_rate,
     )
     checks = RequestChecksMiddleware(body, limits=config.client)
-    return LifespanMiddleware(CorrelationMiddleware(AccessLogMiddleware(checks)), config=config)
+    return LifespanMiddleware(CorrelationMiddleware(ObserveMiddleware(checks)), config=config)

@@ -7,8 +7,11 @@ the full ``MIDDLEWARE``. WebSockets are not proxied: they are closed at once.
 
 from __future__ import annotations
 
+from ..context import of_scope
 from ..proxy.paths import PROXY_PATH
 from .types import ASGIApp, Receive, Scope, Send
+
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 class RouterMiddleware:
@@ -18,7 +21,12 @@ class RouterMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            app = self.proxy if scope["path"].startswith(PROXY_PATH) else self.site
-            await app(scope, receive, send)
+            path = scope["path"]
+            if path.startswith(PROXY_PATH):
+                of_scope(scope).route = "proxy"  # the handler says which, once it knows
+                return await self.proxy(scope, receive, send)
+            if path in PROBES:
+                of_scope(scope).route = "probe"
+            await self.site(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1003})

@@ -29,6 +29,7 @@ from uvicorn_worker import UvicornWorker
 
 from ..config import ClientLimits
 from ..errors import BadRequest, GatewayError, RequestTimeout, TooManyConnections
+from ..metrics.recorder import NullRecorder, recorder
 from ..server.limits import HeadBudget, refusal
 from . import Hook, assigned_in, attribute, instance_attribute
 
@@ -147,6 +148,17 @@ class _Guard:
     client: tuple[str, int] | None
     loop: asyncio.AbstractEventLoop
 
+    _metrics: NullRecorder | None = None
+
+    @classmethod
+    def metrics(cls) -> NullRecorder:
+        """The worker's recorder for refusals no request context sees (made once)."""
+        if _Guard._metrics is None:
+            from django.conf import settings
+
+            _Guard._metrics = recorder(settings.VX11.metrics.enabled)
+        return _Guard._metrics
+
     @classmethod
     def limits(cls) -> ClientLimits:
         if cls._limits is None:
@@ -227,7 +239,7 @@ class _Guard:
         cycle = self.cycle
         # Never in the middle of a response already being written: then only close.
         if cycle is None or cycle.response_complete or not cycle.response_started:
-            self.transport.write(refusal(error, self.client))
+            self.transport.write(refusal(error, self.client, self.metrics()))
         if cycle is not None and not cycle.response_complete:
             # The request being served gets a disconnect, and nothing it sends goes out now.
             cycle.disconnected = True

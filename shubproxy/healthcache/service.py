@@ -28,6 +28,7 @@ from typing import Any
 
 from ..config import CacheConfig
 from ..errors import CacheUnavailable
+from ..metrics.recorder import NullRecorder
 from ..store.bus import Bus
 from ..store.errors import RedisUnavailable
 from .backend import EntryStore
@@ -69,7 +70,9 @@ class HealthCache:
         names: Iterable[str],
         bus: Bus | None,
         lock_seconds: float = 40,
+        metrics: NullRecorder | None = None,
     ) -> None:
+        self.metrics = metrics or NullRecorder()
         self.store = store
         self.config = config
         self.bus = bus
@@ -107,17 +110,22 @@ class HealthCache:
             return None
         resource = self.resources[name]
         entry = self.near.get(resource.key)
-        return None if entry is None else replay(entry, "HIT", resource.ttl)
+        if entry is None:
+            return None
+        self.metrics.cache(name, "hit")
+        return replay(entry, "HIT", resource.ttl)
 
     async def serve(self, name: str, fetch: Fetch) -> tuple[Replay, str]:
         """The answer for a cached resource, and what the cache did (HIT, MISS or BYPASS)."""
         key, ttl = self.resources[name].key, self.resources[name].ttl
         if not self.config.enabled:
+            self.metrics.cache(name, "bypass")
             return replay(await fetch(), "BYPASS", ttl, detail="disabled"), "BYPASS"
         # Cache down: no Redis calls (_guard skips them), but concurrent misses still share
         # one upstream request.
         result = "MISS" if self.available else "BYPASS"
         if result == "MISS" and (entry := await self._read(key)):
+            self.metrics.cache(name, "hit")
             return replay(entry, "HIT", ttl), "HIT"
         fill = self._fills.get(key)
         collapsed = fill is not None
@@ -132,6 +140,7 @@ class HealthCache:
             collapsed = False
         detail = "" if result == "MISS" else "cache-unavailable"
         answer = replay(filled, result, ttl, collapsed=collapsed, stored=stored, detail=detail)
+        self.metrics.cache(name, "coalesced" if collapsed else result.lower())
         return answer, result
 
     async def clear(self) -> Cleared:

@@ -23,6 +23,7 @@ from ..asgi.types import has_body
 from ..config import GatewayConfig
 from ..context import Headers, header
 from ..errors import BadRequest, GatewayError, TooManyRequests
+from ..metrics.recorder import NullRecorder
 from ..ratelimit import fields
 from ..ratelimit.limiter import Decision, RateLimiter
 from . import auth, paths
@@ -51,13 +52,20 @@ class Refused(Exception):
 
 
 async def admit(
-    scope: dict[str, Any], config: GatewayConfig, limiter: RateLimiter | None
+    scope: dict[str, Any],
+    config: GatewayConfig,
+    limiter: RateLimiter | None,
+    metrics: NullRecorder | None = None,
 ) -> Admission:
     admission = Admission()
     try:
         await _admit(scope, config, limiter, admission)
     except GatewayError as error:
         raise Refused(error, admission) from error
+    finally:
+        if metrics is not None:
+            for decision in admission.decisions:
+                metrics.rate_limit(decision.policy.name, decision.allowed)
     return admission
 
 

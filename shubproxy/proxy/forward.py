@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 from django.http import HttpRequest
 
+from ..asgi import trace_context
 from ..config import GatewayConfig
 from ..context import Headers, RequestContext, header
 from ..errors import UpstreamProtocolError
@@ -40,26 +41,34 @@ async def _chunks(request: HttpRequest) -> AsyncIterator[bytes]:
 
 
 async def fetch_for_cache(
-    client: UpstreamClient, target: bytes, *, correlation_id: str, config: GatewayConfig
+    client: UpstreamClient,
+    target: bytes,
+    *,
+    correlation_id: str,
+    config: GatewayConfig,
+    route: str,
 ) -> Entry:
     """The whole upstream answer to a fixed GET of ``target``, for the health cache.
 
     Built from nothing the client sent (no query, cookie, credentials, conditionals, range or
     encoding preference): what is stored and what concurrent clients share must be the answer
     any client would get."""
+    started = time.perf_counter()
     response = await client.send(
         "GET", client.url_for(target), headers.cache_fill_headers(correlation_id)
     )
+    client.metrics.upstream(route, time.perf_counter() - started)
     body = await client.read(response)
-    _check_status(response.status_code)
+    _check_status(response.status_code, client)
     return Entry(response.status_code, _client_headers(response, config), body, time.time())
 
 
-def _check_status(status: int) -> None:
+def _check_status(status: int, client: UpstreamClient) -> None:
     if not 200 <= status <= 599:
         # 1xx is not an answer: the gateway asks for no protocol switch (Upgrade is hop-by-hop
         # and never forwarded), so a 101 is shub misbehaving, and the connection must not be
         # handed over to whatever it speaks next.
+        client.metrics.upstream_error("protocol")
         raise UpstreamProtocolError(f"The shub service answered status {status}.")
 
 
@@ -79,6 +88,7 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
     url = client.url_for(route.target + b"?" + route.query if route.query else route.target)
     content_length, content = _body(request)
     client_address = scope["client"][0] if scope.get("client") else None
+    trace = trace_context.traceparent(scope, context)
     upstream_headers = headers.upstream_request_headers(
         scope["headers"],
         peer=headers.Peer(client_address, scope["scheme"], header(scope, b"host")),
@@ -87,17 +97,26 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
         shub_token=config.shub_token,
         content_length=content_length,
     )
+    if trace is not None:  # none came, or it was malformed: this request starts the trace
+        upstream_headers = [(n, v) for n, v in upstream_headers if n != b"traceparent"]
+        upstream_headers.append((b"traceparent", trace))
     started = time.perf_counter()
     response = await client.send(request.method or "GET", url, upstream_headers, content)
-    context.upstream_seconds = time.perf_counter() - started
+    upstream = context.upstream_seconds = time.perf_counter() - started
+    client.metrics.upstream("proxy", upstream)
     try:
-        _check_status(response.status_code)
+        _check_status(response.status_code, client)
     except UpstreamProtocolError:
         await response.aclose()
         raise
+    answer_headers = _client_headers(response, config)
+    answer_headers.append((b"server-timing", _server_timing(context, upstream)))
     return ProxyResponse(
-        client.body(response),
-        response.status_code,
-        _client_headers(response, config),
-        response.aclose,
+        client.body(response), response.status_code, answer_headers, response.aclose
     )
+
+
+def _server_timing(context: RequestContext, upstream: float) -> bytes:
+    """Where the time to the answer's headers went: shub's part and the gateway's own (ms)."""
+    gateway = max(0.0, time.perf_counter() - context.started - upstream)
+    return b"upstream;dur=%.3f, gateway;dur=%.3f" % (upstream * 1000, gateway * 1000)

@@ -35,7 +35,7 @@ class ProxyASGIHandler(ThreadlessASGIHandler):
         context = of_scope(scope)
         runtime = context.runtime
         try:
-            admission = await admit(scope, runtime.config, runtime.limiter)
+            admission = await admit(scope, runtime.config, runtime.limiter, runtime.metrics)
         except Refused as refused:
             await send_error(scope, send, refused.error, extra=refused.admission.fields())
             return
@@ -44,6 +44,7 @@ class ProxyASGIHandler(ThreadlessASGIHandler):
             send = _adding(send, extra)
         route = admission.route
         assert route is not None
+        context.route = route.public or route.own or "proxy"
         if route.public is not None and (hit := runtime.health.near_hit(route.public)):
             context.cache = "HIT"
             await send(

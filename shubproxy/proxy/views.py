@@ -39,6 +39,7 @@ async def proxy(request: HttpRequest) -> HttpResponseBase:
                     route.target,
                     correlation_id=context.correlation_id,
                     config=runtime.config,
+                    route=name,
                 )
 
             answer, context.cache = await runtime.health.serve(name, fetch)

@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from ..errors import GatewayError, HeadersTooLarge, UriTooLong, error_body
+from ..metrics.recorder import NullRecorder
 
 log = logging.getLogger("vx11.access")
 
@@ -56,8 +57,10 @@ class HeadBudget:
         return None
 
 
-def refusal(error: GatewayError, client: tuple[str, int] | None) -> bytes:
-    """The whole HTTP/1.1 response refusing a connection's request, logged once."""
+def refusal(error: GatewayError, client: tuple[str, int] | None, metrics: NullRecorder) -> bytes:
+    """The whole HTTP/1.1 response refusing a connection's request, logged and counted once
+    (route ``refused``: no request got as far as the gateway's own code)."""
+    metrics.request("refused", "other", error.status, 0.0, 0)
     correlation_id = str(uuid.uuid4())
     body = error_body(error, correlation_id)
     lines = [

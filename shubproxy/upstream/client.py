@@ -21,7 +21,8 @@ import httpx
 
 from ..config import GatewayConfig
 from ..context import Headers
-from ..errors import BadRequest, UpstreamBodyError, UriTooLong
+from ..errors import BadRequest, UpstreamBodyError, UpstreamError, UriTooLong
+from ..metrics.recorder import NullRecorder
 from .errors import translated
 from .transport import AiohttpTransport
 
@@ -38,8 +39,13 @@ Content = bytes | AsyncIterator[bytes] | None
 
 class UpstreamClient:
     def __init__(
-        self, config: GatewayConfig, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        config: GatewayConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        metrics: NullRecorder | None = None,
     ) -> None:
+        self.metrics = metrics or NullRecorder()
         self.transport = transport or AiohttpTransport(max_connections=config.max_connections)
         self.base_url = httpx.URL(config.upstream)
         t = config.timeouts
@@ -88,10 +94,14 @@ class UpstreamClient:
         request = httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": self.timeouts}
         )
-        with translated():
-            if self.closed:
-                raise httpx.ConnectError("the upstream client is closed (worker shutting down)")
-            return await self.transport.handle_async_request(request)
+        try:
+            with translated():
+                if self.closed:
+                    raise httpx.ConnectError("the upstream client is closed (worker shutting down)")
+                return await self.transport.handle_async_request(request)
+        except UpstreamError as error:
+            self.metrics.upstream_error(error.kind)
+            raise
 
     async def body(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The response body as the upstream sends it (no decoding), then the response closed;
@@ -105,6 +115,7 @@ class UpstreamClient:
         except UpstreamBodyError as error:
             cause = type(error.__cause__).__name__
             log.warning("upstream body broke off after %d bytes: %s", sent, cause)
+            self.metrics.upstream_error(error.kind)
             raise
         finally:
             await response.aclose()
@@ -115,6 +126,9 @@ class UpstreamClient:
         try:
             with translated():
                 return b"".join([chunk async for chunk in _stream(response)])
+        except UpstreamError as error:
+            self.metrics.upstream_error(error.kind)
+            raise
         finally:
             await response.aclose()
 

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import http_sf
 import httpx
@@ -29,6 +30,11 @@ def limited(standin, tmp, redis_url, *, workers=2, **env: str):
         **env,
     }
     return servers.gunicorn_gateway(standin.url, tmp, workers=workers, **env)
+
+
+def sf_list(value: str) -> Any:
+    """A structured-field list (RFC 9651), parsed as a client would."""
+    return http_sf.parse(value.encode(), tltype="list")
 
 
 def upstream_count(standin, path: str) -> int:
@@ -119,10 +125,8 @@ def test_a_429_says_which_policy_and_when_to_retry(gw):
         "retry_after": 1,
     }
     assert refused.headers["retry-after"] == "1"
-    assert http_sf.parse(refused.headers["ratelimit-policy"].encode(), tltype="list") == [
-        ("token", {"q": 5, "w": 1})
-    ]
-    [(name, params)] = http_sf.parse(refused.headers["ratelimit"].encode(), tltype="list")
+    assert sf_list(refused.headers["ratelimit-policy"]) == [("token", {"q": 5, "w": 1})]
+    [(name, params)] = sf_list(refused.headers["ratelimit"])
     assert name == "token" and params["r"] == 0 and params["t"] >= 1
 
 
@@ -131,9 +135,9 @@ def test_every_answer_carries_the_fields_of_the_policy_closest_to_exhaustion(gw)
     with httpx.Client(base_url=gw.url) as c:
         first = c.get("/shub/echo/fields", headers=OTHER)
         public = c.get("/shub/health")
-    [(name, params)] = http_sf.parse(first.headers["ratelimit"].encode(), tltype="list")
+    [(name, params)] = sf_list(first.headers["ratelimit"])
     assert (name, params["r"]) == ("token", 4)  # of 5, the closest to exhaustion
-    [(name, params)] = http_sf.parse(public.headers["ratelimit"].encode(), tltype="list")
+    [(name, params)] = sf_list(public.headers["ratelimit"])
     assert name == "ip" and 0 < params["r"] < 10000  # public requests count for the address
 
 
