@@ -1,6 +1,8 @@
 # The gateway image: gunicorn with uvicorn workers, as deployed. Build: docker build -t vx11-gateway .
 # Runs as an unprivileged user; the code is root-owned and read-only to it, only /app/data (the
 # SQLite default) is writable. Configuration comes from the environment (.env.example).
+# The workers' metrics samples go to PROMETHEUS_MULTIPROC_DIR, which gunicorn's master creates
+# and empties at start (gunicorn.conf.py): keep it on a tmpfs (compose mounts one at /tmp).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VX11_BIND=0.0.0.0:8000 \
-    DATABASE_URL=sqlite:////app/data/db.sqlite3
+    DATABASE_URL=sqlite:////app/data/db.sqlite3 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/vx11-metrics
 
 WORKDIR /app
 RUN groupadd --system vx11 && useradd --system --gid vx11 --home-dir /app --no-create-home vx11

@@ -81,7 +81,10 @@ def on_starting(server: Any) -> None:
     except ConfigError as exc:
         sys.exit(f"vx11-gateway: configuration error: {exc}")
     if server.vx11_config.metrics.enabled:
-        # Before any worker imports prometheus_client: it picks multiprocess mode from this.
+        # Before anything imports prometheus_client, which picks multiprocess mode from this
+        # folder's variable at import: no worker is forked yet, and the master imports it only
+        # when the first scrape comes (the worker class's imports do not reach it; a test sees
+        # to that).
         from shubproxy.metrics.server import prepare_directory
 
         prepare_directory()
@@ -118,3 +121,6 @@ def on_exit(server: Any) -> None:
     metrics = getattr(server, "vx11_metrics", None)
     if metrics is not None:
         metrics.close()
+        from shubproxy.metrics.server import remove_directory
+
+        remove_directory()

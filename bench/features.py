@@ -23,4 +23,5 @@ VARIANTS = (
         {"GUNICORN_CMD_ARGS": "--worker-class bench.workers.UnguardedWorker"},
     ),
     Variant("rate limits", {"VX11_RATE_LIMIT_ENABLED": "false"}),
+    Variant("metrics", {"VX11_METRICS_ENABLED": "false"}),
 )

@@ -1,11 +1,13 @@
 """Where ``make run`` will listen, decided and checked before it starts anything.
 
-Prints ``gateway_url=…`` and ``standin_url=…`` (empty when ``VX11_SHUB_UPSTREAM`` names the
-upstream) for ``scripts/run.sh`` to ``eval``. gunicorn's addresses are read the way gunicorn reads
+Prints ``gateway_url=…``, ``standin_url=…`` (empty when ``VX11_SHUB_UPSTREAM`` names the
+upstream) and ``metrics_url=…`` (empty with VX11_METRICS_ENABLED=false) for ``scripts/run.sh``
+to ``eval``. gunicorn's addresses are read the way gunicorn reads
 them (``gunicorn.conf.py``, where ``VX11_BIND`` is read, then ``GUNICORN_CMD_ARGS``), so the URLs
 printed are the ones it will really serve. An address that cannot be listened on (taken, or not
 this machine's) stops ``make run`` with one line naming it and the variable that sets it, exit
-status 1; a malformed ``VX11_STANDIN_PORT`` with status 2, like every configuration error.
+status 1; a malformed ``VX11_STANDIN_PORT`` (or any setting) with status 2, like every
+configuration error.
 """
 
 from __future__ import annotations
@@ -93,9 +95,26 @@ def main() -> None:
         )
         check_free(STANDIN_HOST, port, "the shub stand-in's address", hint)
         standin = url(STANDIN_HOST, port)
+    metrics = ""
+    # Run as a script, from scripts/: the project is on the path once gunicorn's application
+    # (above) has put its directory there, as it does for gunicorn.conf.py.
+    from shubproxy.config import ConfigError, load_config
+
+    try:
+        config = load_config(os.environ).metrics
+    except ConfigError as exc:
+        sys.stderr.write(f"vx11-gateway: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    if config.enabled:
+        host, port = config.bind
+        check_free(
+            host, port, "the metrics address", "stop it, or choose another with VX11_METRICS_BIND"
+        )
+        metrics = url(host, port) + "/metrics"
     gateway = urls[0] if urls else binds[0]
     print(f"gateway_url={shlex.quote(gateway)}")
     print(f"standin_url={shlex.quote(standin)}")
+    print(f"metrics_url={shlex.quote(metrics)}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ say() { echo "vx11-gateway: $*"; }
 # Every address is checked before anything starts: a second `make run` stops here, in one line,
 # instead of reusing the first one's stand-in and starting a Redis of its own.
 addresses=$(python scripts/addresses.py)
-eval "$addresses"  # gateway_url, standin_url
+eval "$addresses"  # gateway_url, standin_url, metrics_url
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-false}"
 
@@ -97,6 +97,11 @@ if [ -z "${VX11_REDIS_URL:-}" ] && [ -z "${REDIS_URL:-}" ]; then
 fi
 
 say "upstream $VX11_SHUB_UPSTREAM; gateway on $gateway_url (admin: $gateway_url/admin/)"
+if [ -n "$metrics_url" ]; then
+  # The workers' samples: emptied by gunicorn at start (gunicorn.conf.py), summed by each scrape.
+  export PROMETHEUS_MULTIPROC_DIR="$(pwd)/.local/metrics"
+  say "metrics on $metrics_url (Prometheus text format; VX11_METRICS_ENABLED=false turns them off)"
+fi
 say "try: curl $gateway_url/shub/health    stop: Ctrl-C"
 server gunicorn -c gunicorn.conf.py vx11site.asgi:application
 gunicorn_pid=$!

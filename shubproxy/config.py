@@ -446,6 +446,9 @@ def production_problems(config: GatewayConfig, secret_key: str | None) -> list[s
         problems.append("VX11_GATEWAY_TOKEN is not set")
     elif any(t.decode().lower() in KNOWN_DEFAULT_TOKENS for t in config.gateway_tokens):
         problems.append("VX11_GATEWAY_TOKEN holds a published default token; choose a secret one")
+    metrics_token = config.metrics.token
+    if metrics_token is not None and metrics_token.decode().lower() in KNOWN_DEFAULT_TOKENS:
+        problems.append("VX11_METRICS_TOKEN holds a published default token; choose a secret one")
     return problems
 
 

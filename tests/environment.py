@@ -15,7 +15,11 @@ from collections.abc import MutableMapping
 SUITE_DATABASE = "VX11_TEST_DATABASE_URL"
 # Everything the gateway, Django, gunicorn and the settings read from the environment.
 DROPPED_PREFIXES = ("VX11_", "DJANGO_")
-DROPPED = frozenset({"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"})
+DROPPED = frozenset(
+    {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"}
+    # prometheus_client would write every in-process test's samples into a caller's folder.
+    | {"PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"}
+)
 # Set by pytest-django from the command line (``--ds`` in pyproject.toml), or by the test
 # that starts a process with settings of its own.
 KEPT = frozenset({"DJANGO_SETTINGS_MODULE"})

@@ -142,7 +142,7 @@ def gunicorn_gateway(
 
 
 @contextlib.contextmanager
-def _tcp_server(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+def tcp_server(handle: Callable[[socket.socket], None]) -> Iterator[str]:
     """A real TCP server on loopback whose accepted connections go to ``handle``."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
@@ -173,14 +173,14 @@ def garbage_server(
             conn.recv(65536)
             conn.sendall(reply)
 
-    return _tcp_server(answer)
+    return tcp_server(answer)
 
 
 @contextlib.contextmanager
 def silent_server() -> Iterator[str]:
     """Accepts connections and never reads from them or answers (until the test ends)."""
     accepted: list[socket.socket] = []
-    with _tcp_server(accepted.append) as url:
+    with tcp_server(accepted.append) as url:
         yield url
     for conn in accepted:
         conn.close()

@@ -46,6 +46,12 @@ def test_tokens_are_comma_separated_for_rotation():
         ("VX11_REDIS_URL", "http://redis:6379"),
         ("REDIS_URL", "redis://redis:notaport"),
         ("VX11_SHUB_TOKEN", "two words"),
+        ("VX11_METRICS_ENABLED", "perhaps"),
+        ("VX11_METRICS_BIND", "9108"),
+        ("VX11_METRICS_BIND", "0.0.0.0:99999"),
+        ("VX11_METRICS_BIND", ":9108"),
+        ("VX11_METRICS_ALLOW", "10.0.0.0/33"),
+        ("VX11_METRICS_TOKEN", "two words"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(name, value):
@@ -62,6 +68,12 @@ def test_production_needs_a_secret_key_and_a_real_token():
     assert "published default" in production_problems(published, "k")[0]
     assert production_problems(load_config({"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n"}), "k") == []
     assert production_problems(load_config({"DJANGO_DEBUG": "true"}), None) == []
+    published_metrics = load_config(
+        {"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n", "VX11_METRICS_TOKEN": "changeme"}
+    )
+    assert production_problems(published_metrics, "k") == [
+        "VX11_METRICS_TOKEN holds a published default token; choose a secret one"
+    ]
 
 
 def run_check(**env: str) -> subprocess.CompletedProcess[str]:

@@ -75,6 +75,11 @@ def test_the_image_installs_only_the_runtime_requirements():
             assert (ROOT / source).exists(), source
 
 
+def test_the_image_keeps_the_metrics_samples_in_a_folder_of_their_own_under_tmp():
+    (env,) = instructions("ENV")
+    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/vx11-metrics" in env.split()
+
+
 def test_the_image_collects_static_files_and_serves_gunicorn_with_uvicorn_workers():
     assert any("manage.py collectstatic --noinput" in run for run in instructions("RUN"))
     (command,) = instructions("CMD")

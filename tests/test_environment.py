@@ -26,6 +26,7 @@ HOSTILE = {
     "DATABASE_URL": "postgres://nobody@127.0.0.1:1/nothing",
     "WEB_CONCURRENCY": "0",
     "GUNICORN_CMD_ARGS": "--bind 127.0.0.1:1",
+    "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics",
 }
 
 SETTINGS_DIGEST = """
@@ -37,7 +38,9 @@ print(json.dumps({
     "gateway": repr(s.VX11), "debug": s.DEBUG, "secret_key": s.SECRET_KEY,
     "allowed_hosts": s.ALLOWED_HOSTS, "database": s.DATABASES["default"]["NAME"],
     "cache": s.CACHES["default"]["BACKEND"],
-    "environ": {k: v for k, v in os.environ.items() if k.startswith(("VX11_", "DJANGO_"))},
+    "environ": {
+        k: v for k, v in os.environ.items() if k.startswith(("VX11_", "DJANGO_", "PROMETHEUS"))
+    },
 }))
 """
 

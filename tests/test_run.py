@@ -133,8 +133,12 @@ def test_make_run_on_ports_of_ones_choosing_then_stopped(checkout, tmp_path, sto
     chosen = (
         {"VX11_BIND": bind} if bind_with == "VX11_BIND" else {"GUNICORN_CMD_ARGS": f"-b {bind}"}
     )
-    env = run_env(VX11_STANDIN_PORT=str(standin_port), **chosen)
+    metrics_port = servers.free_port()
+    env = run_env(
+        VX11_STANDIN_PORT=str(standin_port), VX11_METRICS_BIND=f"127.0.0.1:{metrics_port}", **chosen
+    )
     gateway, standin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{standin_port}"
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
     log = tmp_path / "make-run.log"
     with make_run(checkout, env, log) as process:
         servers.wait_until_up(gateway + "/healthz", process, log, timeout=120)
@@ -146,6 +150,11 @@ def test_make_run_on_ports_of_ones_choosing_then_stopped(checkout, tmp_path, sto
         redis_port = int(wait_for_line(log, r"private redis-server on 127.0.0.1:(\d+)", process)[1])
         assert httpx.get(gateway + "/shub/health", timeout=10).json()["module"] == "shubniggurath"
         assert httpx.get(standin + "/health", timeout=10).status_code == 200
+        # The metrics of both workers, from the folder make run names and gunicorn empties.
+        assert f"metrics on {metrics}" in printed
+        scraped = httpx.get(metrics, timeout=10).text
+        assert 'vx11_gateway_requests_total{code="200",method="GET",route="health"} 1.0' in scraped
+        assert list((checkout / ".local" / "metrics").glob("counter_*.db"))
         # Once both workers have started, before any request, a clear reaches both (they
         # subscribe while they start, not on a first miss).
         deadline = time.monotonic() + 30
@@ -180,3 +189,4 @@ def test_make_run_on_ports_of_ones_choosing_then_stopped(checkout, tmp_path, sto
     assert "Shutting down: Master" in stopping  # gunicorn drained and exited
     assert [line for line in stopping.splitlines() if noisy(line)] == []
     assert refuses(port) and refuses(standin_port) and refuses(redis_port)
+    assert refuses(metrics_port)

@@ -4,13 +4,15 @@ when metrics are on, ``NullRecorder`` (every call a no-op) when VX11_METRICS_ENA
 Each labelled child is looked up once and kept (prometheus_client's ``labels()`` takes a lock
 and builds a key on every call). The fixed label sets are created at start, at zero, so that
 ``rate()`` sees a series' first increment too.
+
+``series`` (and with it prometheus_client) is imported when a Recorder is made, in a worker's
+start-up, never when this module is: gunicorn's master imports this module with the worker
+class, before it has named the multiprocess folder that prometheus_client reads at import.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from . import series
 
 
 class NullRecorder:
@@ -46,6 +48,9 @@ class NullRecorder:
 
 class Recorder(NullRecorder):
     def __init__(self) -> None:
+        from . import series
+
+        self._series = series
         self._requests: dict[tuple[str, str, int], Any] = {}
         self._durations = {r: series.REQUEST_DURATION.labels(r) for r in series.ROUTES}
         self._bytes = {r: series.RESPONSE_BYTES.labels(r) for r in series.ROUTES}
@@ -69,6 +74,7 @@ class Recorder(NullRecorder):
         key = (route, method, status)
         child = self._requests.get(key)
         if child is None:
+            series = self._series
             code = str(status) if status else series.NO_RESPONSE
             child = self._requests.setdefault(
                 key, series.REQUESTS.labels(route, series.fold_method(method), code)
@@ -81,7 +87,7 @@ class Recorder(NullRecorder):
             self._bytes[route].inc(sent)
 
     def inflight(self, delta: int) -> None:
-        series.INFLIGHT.inc(delta)
+        self._series.INFLIGHT.inc(delta)
 
     def upstream(self, route: str, seconds: float) -> None:
         self._upstream[route].observe(seconds)
@@ -102,7 +108,7 @@ class Recorder(NullRecorder):
         self._shed[reason].inc()
 
     def breaker(self, is_open: bool) -> None:
-        series.BREAKER_OPEN.set(1 if is_open else 0)
+        self._series.BREAKER_OPEN.set(1 if is_open else 0)
 
 
 def recorder(enabled: bool) -> NullRecorder:

@@ -7,8 +7,10 @@ busiest (and reading every worker's files is blocking I/O no worker's event loop
 Who may scrape: loopback, the networks of VX11_METRICS_ALLOW, or anyone with
 ``Authorization: Bearer <VX11_METRICS_TOKEN>``; anyone else gets 403 JSON.
 
-``prepare_directory`` runs first, in gunicorn's ``on_starting``: the samples of an earlier run
-must not be added to this one's, so PROMETHEUS_MULTIPROC_DIR is created or emptied (a temporary
+``prepare_directory`` runs first, in gunicorn's ``on_starting``, before any worker is forked
+and before anything in the master imports prometheus_client (which picks multiprocess mode from
+the folder's variable when it is imported): the samples of an earlier run must not be added to
+this one's, so PROMETHEUS_MULTIPROC_DIR is created or emptied (a temporary
 folder when it is not set), and a worker that exits is marked dead (``worker_exited``) so its
 gauges leave the sum while its counters stay in it: a restart neither resets nor doubles one.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -35,15 +38,33 @@ DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
+# What this process prepared: gunicorn's master reads its config file again on SIGHUP, and the
+# live workers' samples must survive that.
+_prepared: dict[str, Path] = {}
+
+
 def prepare_directory(environ: dict[str, str] | Any = os.environ) -> Path:
-    """Create or empty the samples folder; the path is in ``environ`` for the workers."""
+    """Create or empty the samples folder, once per process; the path is in ``environ`` for
+    the workers (a temporary folder, removed by ``remove_directory``, when none is named)."""
     named = environ.get(DIRECTORY_VARIABLE, "").strip()
-    directory = Path(named) if named else Path(tempfile.mkdtemp(prefix="vx11-metrics-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+    if named and _prepared.get("directory") == Path(named):
+        return Path(named)
+    if named:
+        directory = Path(named)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = _prepared["temporary"] = Path(tempfile.mkdtemp(prefix="vx11-metrics-"))
+    _prepared["directory"] = directory
     environ[DIRECTORY_VARIABLE] = str(directory)
     return directory
+
+
+def remove_directory() -> None:
+    """At the master's exit: the temporary folder ``prepare_directory`` made, if it made one."""
+    if (made := _prepared.pop("temporary", None)) is not None:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def worker_exited(pid: int) -> None:
@@ -52,7 +73,7 @@ def worker_exited(pid: int) -> None:
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-class _App:
+class MetricsApp:
     def __init__(self, config: MetricsConfig) -> None:
         self.config = config
 
@@ -63,7 +84,7 @@ class _App:
             return _error(
                 start_response, "405 Method Not Allowed", "method_not_allowed", "GET only."
             )
-        if not self._allowed(environ):
+        if not self.allowed(environ):
             detail = "Scraping needs loopback, VX11_METRICS_ALLOW, or the metrics bearer token."
             return _error(start_response, "403 Forbidden", "forbidden", detail)
         from prometheus_client import CollectorRegistry, multiprocess
@@ -78,7 +99,7 @@ class _App:
         )
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
 
-    def _allowed(self, environ: dict[str, Any]) -> bool:
+    def allowed(self, environ: dict[str, Any]) -> bool:
         token = self.config.token
         if token is not None:
             presented = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1")
@@ -88,6 +109,8 @@ class _App:
             address = ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
         except ValueError:
             return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped  # a dual-stack listener's IPv4 client
         return address.is_loopback or any(address in net for net in self.config.allow)
 
 
@@ -100,6 +123,9 @@ def _error(start_response: StartResponse, status: str, code: str, detail: str) -
 
 
 class _Quiet(WSGIRequestHandler):
+    # A scraper that connects and sends nothing (or trickles) holds a thread this long at most.
+    timeout = 10
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # not a plain-text line per scrape on stderr; scrapes are Prometheus's to log
 
@@ -120,7 +146,7 @@ class MetricsServer:
     def __init__(self, config: MetricsConfig) -> None:
         host, port = config.bind
         server_class = _Server6 if ":" in host else _Server
-        self.server = make_server(host, port, _App(config), server_class, _Quiet)
+        self.server = make_server(host, port, MetricsApp(config), server_class, _Quiet)
         self.thread = threading.Thread(target=self.server.serve_forever, name="vx11-metrics")
         self.thread.daemon = True
         self.thread.start()

@@ -88,7 +88,7 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
     url = client.url_for(route.target + b"?" + route.query if route.query else route.target)
     content_length, content = _body(request)
     client_address = scope["client"][0] if scope.get("client") else None
-    trace = trace_context.traceparent(scope, context)
+    trace = trace_context.traceparent(context)
     upstream_headers = headers.upstream_request_headers(
         scope["headers"],
         peer=headers.Peer(client_address, scope["scheme"], header(scope, b"host")),
@@ -98,7 +98,9 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
         content_length=content_length,
     )
     if trace is not None:  # none came, or it was malformed: this request starts the trace
-        upstream_headers = [(n, v) for n, v in upstream_headers if n != b"traceparent"]
+        upstream_headers = [
+            (n, v) for n, v in upstream_headers if n not in trace_context.TRACE_HEADERS
+        ]
         upstream_headers.append((b"traceparent", trace))
     started = time.perf_counter()
     response = await client.send(request.method or "GET", url, upstream_headers, content)

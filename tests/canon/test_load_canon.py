@@ -272,8 +272,8 @@ BAD_EDITS = [
      "via_madre, got the string 'public'"),
     (S, _set("endpoints.status.method", "get"),
      "endpoints.status.method: 'get' is not an upper-case HTTP method"),
-    (S, _set("known_gaps.1.severity", "urgent"),
-     "known_gaps[1].severity: expected one of low, medium, high, critical"),
+    (S, _set("known_gaps.0.severity", "urgent"),
+     "known_gaps[0].severity: expected one of low, medium, high, critical"),
     (S, _set("verification_flows.0", "NO_SUCH_FLOW"),
      f"verification_flows[0]: 'NO_SUCH_FLOW' is not a flow of {FLOWS_FILE}"),
 ]  # fmt: skip
@@ -414,11 +414,17 @@ def test_canon_proxy_details_match_the_gateway():
 # --- the verification steps, run for real ------------------------------------------------------
 
 BASE_URL = "http://127.0.0.1:8000"  # where `make run` serves; the steps are written for it
+METRICS_URL = "http://127.0.0.1:9108"  # and its metrics port
 IMPLEMENTED = [f for f in canon_json(FLOWS_FILE)["flows"] if f.get("status") == "IMPLEMENTED"]
 
 
 @pytest.fixture(scope="module")
-def deployed(standin, tmp_path_factory) -> Iterator[servers.Server]:
+def metrics_url() -> str:
+    return f"http://127.0.0.1:{servers.free_port()}"
+
+
+@pytest.fixture(scope="module")
+def deployed(standin, tmp_path_factory, metrics_url) -> Iterator[servers.Server]:
     tmp = tmp_path_factory.mktemp("canon-gateway")
     # One worker: without Redis each worker has its own memory cache, and a cache flow's
     # "miss, then hit" steps must land on the same one.
@@ -428,6 +434,7 @@ def deployed(standin, tmp_path_factory) -> Iterator[servers.Server]:
         "VX11_RATE_LIMIT_TOKEN": "1000/minute",
         "VX11_RATE_LIMIT_IP": "5000/minute",
         "VX11_RATE_LIMIT_AUTH_FAILURES": "100/minute",
+        "VX11_METRICS_BIND": metrics_url.removeprefix("http://"),
     }
     with gunicorn_gateway_with_static(
         standin.url, tmp, workers=1, VX11_SHUB_TOKEN=SHUB_TOKEN, **defaults
@@ -448,11 +455,11 @@ def demo_dir(tmp_path: Path) -> Path:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the steps use curl")
 @pytest.mark.parametrize("flow", IMPLEMENTED, ids=[f["id"] for f in IMPLEMENTED])
 def test_every_step_of_an_implemented_flow_passes_against_the_running_gateway(
-    deployed, demo_dir, flow
+    deployed, metrics_url, demo_dir, flow
 ):
     script = []
     for i, step in enumerate(flow["verification_steps"], 1):
-        script.append(step.replace(BASE_URL, deployed.url))
+        script.append(step.replace(BASE_URL, deployed.url).replace(METRICS_URL, metrics_url))
         script.append(f'[ $? -eq 0 ] || {{ echo "step {i} failed" >&2; exit 1; }}')
     result = subprocess.run(
         ["bash", "-c", "\n".join(script)],

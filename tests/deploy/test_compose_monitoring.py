@@ -95,6 +95,21 @@ def test_prometheus_scrapes_the_gateway_where_compose_makes_it_listen(models):
     assert prometheus["depends_on"]["gateway"]["condition"] == "service_started"
 
 
+@pytest.mark.parametrize("variant", COMPOSE_VARIANTS)
+def test_the_gateway_lets_the_compose_network_scrape_and_keeps_samples_in_memory(models, variant):
+    from shubproxy.config import load_config
+    from shubproxy.metrics.server import MetricsApp
+
+    gateway = models[variant, True]["gateway"]
+    app = MetricsApp(load_config(gateway["environment"]).metrics)
+    # Addresses Docker gives containers on a compose network (its default address pools).
+    for address in ("172.18.0.4", "172.31.255.2", "192.168.16.3", "10.0.5.9"):
+        assert app.allowed({"REMOTE_ADDR": address}), address
+    assert not app.allowed({"REMOTE_ADDR": "203.0.113.7"})  # nor anyone from outside
+    # PROMETHEUS_MULTIPROC_DIR (the image's) is on the tmpfs.
+    assert "/tmp" in gateway["tmpfs"]
+
+
 def test_grafana_is_provisioned_with_the_prometheus_service_and_the_dashboard(models):
     model = models["base", True]
     grafana, prometheus = model["grafana"], model["prometheus"]

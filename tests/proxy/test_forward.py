@@ -199,3 +199,26 @@ def test_an_unrequested_protocol_switch_from_the_upstream_is_a_502(switching_gat
         assert "101" in response.json()["detail"]
         # And the connection to the client is still plain HTTP.
         assert c.get("/shub/anything", headers=token).status_code == 502
+
+
+def server_timing(response: httpx.Response) -> dict[str, float]:
+    """``Server-Timing``'s metrics and durations (ms), as a browser's devtools read them."""
+    found = {}
+    for item in response.headers["server-timing"].split(","):
+        name, _, params = item.strip().partition(";")
+        assert params.startswith("dur="), item
+        found[name] = float(params.removeprefix("dur="))
+    return found
+
+
+def test_server_timing_says_how_long_shub_took_and_how_long_the_gateway_did(client, token):
+    started = time.perf_counter()
+    response = client.get("/shub/slow?seconds=0.2", headers=token)
+    total_ms = (time.perf_counter() - started) * 1000
+    timing = server_timing(response)
+    assert set(timing) == {"upstream", "gateway"}
+    assert 200 <= timing["upstream"] < total_ms
+    assert 0 <= timing["gateway"] < total_ms - timing["upstream"]
+    # On errors the gateway answers itself: no upstream time to show.
+    refused = client.get("/shub/slow", headers={"X-VX11-GW-TOKEN": "wrong"})
+    assert "server-timing" not in refused.headers
