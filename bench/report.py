@@ -255,6 +255,8 @@ def features_table(results: Results, variants: list[str], conns: int) -> list[st
     as the ratio of medians."""
     rows = []
     for variant in variants:
+        if not any(results.requests.get((variant, kind, conns)) for kind in KINDS):
+            continue  # not run (--features)
         cells = []
         for kind in KINDS:
             with_ = results.requests.get(("gateway", kind, conns), [])

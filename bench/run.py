@@ -75,6 +75,8 @@ def start_targets(
     ]
     if "features" not in settings.skip:
         for number, variant in enumerate(features.VARIANTS, 1):
+            if variant.feature not in settings.features:
+                continue
             without = services.gateway(
                 upstream.base, redis_url and redis_url + "/0", token, secrets.token_urlsafe(50),
                 settings.workers, workdir, name=f"gateway-variant-{number}", extra=variant.env,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from . import load, services
+from . import features, load, services
 
 MIB = 1024 * 1024
 
@@ -25,6 +25,7 @@ class Settings:
     workers: int
     loader: load.Loader
     skip: frozenset[str]
+    features: frozenset[str]  # the variants to run (bench/features.py), by feature
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -39,7 +40,16 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--skip", default="", help="comma-separated: nginx, reference, features, abuse"
     )
+    parser.add_argument(
+        "--features",
+        default=",".join(v.feature for v in features.VARIANTS),
+        help="comma-separated: the features to measure on and off (default: all of "
+        "bench/features.py)",
+    )
     args = parser.parse_args(argv)
+    chosen = frozenset(name.strip() for name in args.features.split(",") if name.strip())
+    if unknown := chosen - {v.feature for v in features.VARIANTS}:
+        parser.error(f"--features: no such feature: {', '.join(sorted(unknown))}")
     return Settings(
         rounds=max(1, args.rounds),
         duration=args.duration,
@@ -52,6 +62,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         workers=args.workers,
         loader=load.Loader.detect(args.loader, args.wrk_threads),
         skip=frozenset(name.strip() for name in args.skip.split(",") if name.strip()),
+        features=chosen,
     )
 
 

@@ -1,10 +1,11 @@
 """The private parts of other libraries this gateway relies on, one module per library.
 
 Only the modules here may touch an underscored (or undocumented) attribute of Django, uvicorn,
-uvicorn-worker, httpx or aiohttp. Each lists what it uses in ``PRIVATE_HOOKS``, and
-``tests/compat/test_private_hooks.py`` checks every one against the installed library, naming the
-hook that disappeared. ``TESTED`` holds the minor versions those hooks were checked against;
-``requirements/base.txt`` pins within them, and the same test refuses anything else.
+uvicorn-worker, httpx, aiohttp or prometheus_client. Each lists what it uses in
+``PRIVATE_HOOKS``, and ``tests/compat/test_private_hooks.py`` checks every one against the
+installed library, naming the hook that disappeared. ``TESTED`` holds the minor versions those
+hooks were checked against; ``requirements/base.txt`` pins within them, and the same test
+refuses anything else.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ TESTED = {
     "uvicorn": "0.54",
     "uvicorn-worker": "0.4",
     "gunicorn": "27.0",
+    "prometheus-client": "0.26",
 }
 
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ..compat import prometheus
+
+prometheus.install()  # before any metric is made: each takes its value class when it is
+
 # 0.1 ms (a worker-copy cache hit) to 60 s (a long upload or a slow shub).
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
            1, 2.5, 5, 10, 30, 60)  # fmt: skip

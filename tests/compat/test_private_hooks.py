@@ -13,12 +13,13 @@ import pytest
 
 from shubproxy import compat
 from shubproxy.compat import django as compat_django
+from shubproxy.compat import prometheus as compat_prometheus
 from shubproxy.compat import uvicorn as compat_uvicorn
 from tests import servers
 
 HOOKS = [
     (module.__name__, hook)
-    for module in (compat_django, compat_uvicorn)
+    for module in (compat_django, compat_uvicorn, compat_prometheus)
     for hook in module.PRIVATE_HOOKS
 ]
 # Private names of the standard library, used on purpose (each says why where it is used).
