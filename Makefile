@@ -36,8 +36,8 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
 test: lint redis-server prometheus browser
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
-	  echo "canon and admin tests on PostgreSQL ($(PG_TEST_URL))"; \
-	  VX11_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon; \
+	  echo "canon, admin and site tests on PostgreSQL ($(PG_TEST_URL))"; \
+	  VX11_TEST_DATABASE_URL='$(PG_TEST_URL)' $(BIN)/pytest tests/canon tests/site; \
 	else \
 	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
 	fi
