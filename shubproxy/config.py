@@ -40,7 +40,8 @@ class UpstreamTimeouts:
     connect: float = 5.0
     read: float = 30.0
     write: float = 30.0
-    pool: float = 5.0
+    # The wait for a free pooled connection: past it, 503 service_overloaded, not a queue.
+    pool: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +54,21 @@ class CacheConfig:
     ttl_health: int = 60
     ttl_ready: int = 60
     ttl_openapi: int = 300
+    # RFC 5861: seconds past its TTL an entry is still served while one request refreshes it
+    # (0: never), and per resource while shub fails or the breaker is open (0: never).
+    stale_while_revalidate: int = 10
+    stale_if_error_health: int = 0
+    stale_if_error_ready: int = 0
+    stale_if_error_openapi: int = 3600
 
     def ttl(self, resource: str) -> int:
         """The TTL of a public resource by name: ``health``, ``ready`` or ``openapi``."""
         ttl: int = getattr(self, f"ttl_{resource}")
         return ttl
+
+    def stale_if_error(self, resource: str) -> int:
+        seconds: int = getattr(self, f"stale_if_error_{resource}")
+        return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,32 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """The circuit breaker on shub: when it opens, and for how long (seconds)."""
+
+    enabled: bool = True
+    consecutive_failures: int = 5
+    failure_ratio: float = 0.5  # of the requests of the last ``window`` seconds...
+    window: float = 10.0
+    min_requests: int = 20  # ...once there were at least this many
+    min_open: float = 2.0  # the first open period; doubled on each trip in a row...
+    max_open: float = 60.0  # ...up to this
+    failure_statuses: frozenset[int] = frozenset({502, 503, 504})  # shub's own answers
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """Retries of idempotent requests to shub (seconds)."""
+
+    attempts: int = 2  # retries after the first attempt; 0: none
+    statuses: frozenset[int] = frozenset({502, 503})
+    deadline: float = 10.0  # no retry starts later than this after the first attempt
+    budget: float = 0.2  # retries of the last BUDGET_WINDOW seconds, per request, at most
+    backoff_base: float = 0.025
+    backoff_cap: float = 0.25
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsConfig:
     """Prometheus metrics, served by gunicorn's master on a port of their own."""
 
@@ -136,6 +173,11 @@ class GatewayConfig:
     client: ClientLimits = ClientLimits()
     rate_limit: RateLimitConfig = RateLimitConfig()
     metrics: MetricsConfig = MetricsConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    retry: RetryConfig = RetryConfig()
+    # Proxied requests a worker serves at once (from admission to their last byte); more are
+    # refused with 503 at once. 0: no limit.
+    max_inflight: int = 200
     # Host header values served (DJANGO_ALLOWED_HOSTS): Django checks them on the site, the
     # proxy handler on /shub/.
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
@@ -163,16 +205,22 @@ def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
 
 
-def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, what: str) -> float | None:
     value = _text(env, name)
     if value is None:
-        return default
+        return None
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number of seconds") from None
+        raise ConfigError(f"{name}={value!r} is not {what}") from None
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    number = _number(env, name, "a number of seconds")
+    if number is None:
+        return default
     if not number > 0 or number == float("inf"):
-        raise ConfigError(f"{name}={value!r} must be a finite number greater than 0")
+        raise ConfigError(f"{name}={env[name]!r} must be a finite number greater than 0")
     return number
 
 
@@ -338,6 +386,12 @@ def _cache(env: Mapping[str, str]) -> CacheConfig:
         ttl_health=parse_positive_int(env, "VX11_CACHE_TTL_HEALTH", 60),
         ttl_ready=parse_positive_int(env, "VX11_CACHE_TTL_READY", 60),
         ttl_openapi=parse_positive_int(env, "VX11_CACHE_TTL_OPENAPI", 300),
+        stale_while_revalidate=parse_non_negative_int(env, "VX11_CACHE_STALE_WHILE_REVALIDATE", 10),
+        stale_if_error_health=parse_non_negative_int(env, "VX11_CACHE_STALE_IF_ERROR_HEALTH", 0),
+        stale_if_error_ready=parse_non_negative_int(env, "VX11_CACHE_STALE_IF_ERROR_READY", 0),
+        stale_if_error_openapi=parse_non_negative_int(
+            env, "VX11_CACHE_STALE_IF_ERROR_OPENAPI", 3600
+        ),
     )
 
 
@@ -364,6 +418,66 @@ def usable_cores() -> int:
 def worker_count(env: Mapping[str, str]) -> int:
     """gunicorn's workers per instance: WEB_CONCURRENCY, or one per usable core."""
     return parse_positive_int(env, "WEB_CONCURRENCY", usable_cores())
+
+
+def _statuses(
+    env: Mapping[str, str], name: str, default: frozenset[int], allowed: frozenset[int]
+) -> frozenset[int]:
+    items = parse_list(env, name)
+    if not items:
+        return default
+    found = set()
+    for item in items:
+        if not item.isdigit() or int(item) not in allowed:
+            listed = ", ".join(map(str, sorted(allowed)))
+            raise ConfigError(f"{name} holds {item!r}: use status codes among {listed}")
+        found.add(int(item))
+    return frozenset(found)
+
+
+def _ratio(env: Mapping[str, str], name: str, default: float) -> float:
+    number = _number(env, name, "a number")
+    if number is None:
+        return default
+    if not 0 < number <= 1:
+        raise ConfigError(f"{name}={env[name]!r} must be greater than 0 and at most 1")
+    return number
+
+
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+def _breaker(env: Mapping[str, str]) -> BreakerConfig:
+    min_open = _positive_number(env, "VX11_BREAKER_MIN_OPEN", 2.0)
+    max_open = _positive_number(env, "VX11_BREAKER_MAX_OPEN", 60.0)
+    if max_open < min_open:
+        raise ConfigError(
+            f"VX11_BREAKER_MAX_OPEN={max_open:g} is shorter than VX11_BREAKER_MIN_OPEN={min_open:g}"
+        )
+    return BreakerConfig(
+        enabled=parse_bool(env, "VX11_BREAKER_ENABLED", True),
+        consecutive_failures=parse_positive_int(env, "VX11_BREAKER_CONSECUTIVE_FAILURES", 5),
+        failure_ratio=_ratio(env, "VX11_BREAKER_FAILURE_RATIO", 0.5),
+        window=_positive_number(env, "VX11_BREAKER_WINDOW", 10.0),
+        min_requests=parse_positive_int(env, "VX11_BREAKER_MIN_REQUESTS", 20),
+        min_open=min_open,
+        max_open=max_open,
+        failure_statuses=_statuses(
+            env,
+            "VX11_BREAKER_FAILURE_STATUSES",
+            GATEWAY_STATUSES,
+            frozenset(range(500, 600)),
+        ),
+    )
+
+
+def _retry(env: Mapping[str, str]) -> RetryConfig:
+    return RetryConfig(
+        attempts=parse_non_negative_int(env, "VX11_RETRY_ATTEMPTS", 2),
+        statuses=_statuses(env, "VX11_RETRY_STATUSES", frozenset({502, 503}), GATEWAY_STATUSES),
+        deadline=_positive_number(env, "VX11_RETRY_DEADLINE", 10.0),
+        budget=_ratio(env, "VX11_RETRY_BUDGET", 0.2),
+    )
 
 
 def _rate(env: Mapping[str, str], name: str, policy: str, default: str) -> Policy | None:
@@ -413,6 +527,7 @@ def _rate_limit(env: Mapping[str, str], tokens: tuple[bytes, ...]) -> RateLimitC
 def load_config(env: Mapping[str, str]) -> GatewayConfig:
     """Parse the ``VX11_*`` variables; raise ``ConfigError`` naming the first bad one."""
     tokens = _gateway_tokens(env)
+    max_connections = parse_positive_int(env, "VX11_UPSTREAM_MAX_CONNECTIONS", 100)
     return GatewayConfig(
         upstream=_upstream(env),
         gateway_tokens=tokens,
@@ -421,15 +536,18 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
             connect=_positive_number(env, "VX11_UPSTREAM_CONNECT_TIMEOUT", 5.0),
             read=_positive_number(env, "VX11_UPSTREAM_READ_TIMEOUT", 30.0),
             write=_positive_number(env, "VX11_UPSTREAM_WRITE_TIMEOUT", 30.0),
-            pool=_positive_number(env, "VX11_UPSTREAM_POOL_TIMEOUT", 5.0),
+            pool=_positive_number(env, "VX11_UPSTREAM_POOL_TIMEOUT", 1.0),
         ),
-        max_connections=parse_positive_int(env, "VX11_UPSTREAM_MAX_CONNECTIONS", 100),
+        max_connections=max_connections,
         max_body_bytes=parse_positive_int(env, "VX11_MAX_BODY_BYTES", 100 * MIB),
         trusted_proxies=_trusted_proxies(env),
         cache=_cache(env),
         client=_client(env),
         rate_limit=_rate_limit(env, tokens),
         metrics=_metrics(env),
+        breaker=_breaker(env),
+        retry=_retry(env),
+        max_inflight=parse_non_negative_int(env, "VX11_MAX_INFLIGHT", 2 * max_connections),
         allowed_hosts=parse_list(env, "DJANGO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
     )

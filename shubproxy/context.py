@@ -37,6 +37,7 @@ class RequestContext:
     started: float = 0.0  # time.perf_counter() at its arrival
     upstream_seconds: float | None = None
     cache: str | None = None
+    attempts: int = 0  # requests sent to shub for it: 1, or more with retries
 
 
 def of_scope(scope: Mapping[str, Any]) -> RequestContext:

@@ -9,13 +9,15 @@
     ├── RateLimitUnavailable    503 rate_limit_unavailable (Redis down, fail-closed mode)
     ├── CacheUnavailable        503 cache_unavailable  (Redis down, where failing open is wrong)
     ├── TooManyConnections      503 too_many_connections (this worker's connection cap)
+    ├── ServiceOverloaded       503 service_overloaded (backpressure: in-flight cap, pool wait)
     ├── PayloadTooLarge         413 payload_too_large
     ├── UriTooLong              414 uri_too_long
     ├── HeadersTooLarge         431 headers_too_large
     ├── NotImplementedByGateway 501 not_implemented    (a Transfer-Encoding other than chunked)
     └── UpstreamError           (has a Proxy-Status, RFC 9209)
-        ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS, pool full)
+        ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS)
         ├── ShubTimeout         504 shub_timeout       (connect, read or write timed out)
+        ├── CircuitOpen         503 circuit_open       (the breaker: shub not even tried)
         └── UpstreamProtocolError 502 gateway_error    (malformed or truncated response)
             └── UpstreamBodyError                      (broke off mid-body: connection cut)
 
@@ -113,6 +115,22 @@ class TooManyConnections(GatewayError):
         return {"Retry-After": "1"}
 
 
+class ServiceOverloaded(GatewayError):
+    status = 503
+    code = "service_overloaded"
+    detail = "The gateway is serving as many requests to shub as it takes; try again."
+
+    def __init__(self, detail: str | None = None, *, reason: str = "inflight") -> None:
+        self.reason = reason  # vx11_gateway_shed_requests_total{reason}: inflight or pool
+        super().__init__(detail)
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Retry-After": "1",
+            "Proxy-Status": 'vx11-gateway; error=connection_limit_reached; details="overloaded"',
+        }
+
+
 class HeadersTooLarge(GatewayError):
     status = 431
     code = "headers_too_large"
@@ -149,6 +167,9 @@ class UpstreamError(GatewayError):
     # RFC 9209 proxy error type; the translation boundary may name a more precise one.
     proxy_error = "proxy_internal_error"
     kind = "protocol"  # vx11_gateway_upstream_errors_total{kind}
+    # Set when nothing reached shub's application (no connection, or one closed before any
+    # answer): an idempotent request may be retried ("connect", the retries' reason label).
+    retry_reason: str | None = None
 
     def __init__(self, detail: str | None = None, *, proxy_error: str | None = None) -> None:
         if proxy_error is not None:
@@ -173,6 +194,26 @@ class ShubTimeout(UpstreamError):
     detail = "The shub service did not answer in time."
     proxy_error = "connection_timeout"
     kind = "timeout"
+
+
+class CircuitOpen(UpstreamError):
+    """The breaker is open: the request is refused without a connection to shub."""
+
+    status = 503
+    code = "circuit_open"
+    detail = "The shub service is failing; the gateway does not send it requests for now."
+    proxy_error = "destination_unavailable"
+    kind = "circuit_open"
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__()
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": str(self.retry_after)}
+
+    def body_fields(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after}
 
 
 class UpstreamProtocolError(UpstreamError):

@@ -1,9 +1,10 @@
 """Everything a worker keeps from start-up to shutdown, in one object.
 
 ``Runtime.start`` runs in the worker's ASGI lifespan start-up (``shubproxy.asgi.lifespan``):
-it opens the upstream client's pool, the Redis connections and the health cache's listener for
-clears; ``close`` undoes it at shutdown. Requests reach it through their ``RequestContext``:
-no module-level singleton, and nothing is created by a first request.
+it opens the upstream client's pool, the Redis connections, the health cache's listener for
+clears and the breaker's for the others' transitions; ``close`` undoes it at shutdown.
+Requests reach it through their ``RequestContext``: no module-level singleton, and nothing is
+created by a first request.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from .healthcache.service import HealthCache
 from .metrics.recorder import NullRecorder, recorder
 from .proxy.paths import PUBLIC
 from .ratelimit.limiter import RateLimiter
+from .resilience.breaker import Breaker
+from .resilience.inflight import InflightLimit
+from .resilience.shared import SharedState
+from .resilience.upstream import ResilientUpstream
 from .store import connection
 from .store.bus import Bus
 from .upstream.client import UpstreamClient
@@ -27,10 +32,13 @@ from .upstream.client import UpstreamClient
 class Runtime:
     config: GatewayConfig
     upstream: UpstreamClient
+    shub: ResilientUpstream  # the upstream client behind the breaker, with retries
     health: HealthCache
     limiter: RateLimiter | None  # None: rate limiting off (VX11_RATE_LIMIT_ENABLED=false)
     redis: redis.asyncio.Redis | None
     metrics: NullRecorder  # a Recorder when VX11_METRICS_ENABLED, else recording nothing
+    inflight: InflightLimit
+    shared_breaker: SharedState | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig) -> Runtime:
@@ -49,29 +57,43 @@ class Runtime:
             RedisEntries(client, caches["default"]) if client else MemoryEntries(caches["default"])
         )
         t = config.timeouts
+        one_request = t.pool + t.connect + t.write + t.read  # the longest a request to shub takes
+        bus = Bus(client, options) if client and options else None
+        breaker = Breaker(config.breaker, metrics=metrics) if config.breaker.enabled else None
+        shared = None
+        if breaker is not None and client is not None and bus is not None and options:
+            shared = SharedState(
+                breaker, client, bus, key_prefix=options.key_prefix, probe_seconds=one_request
+            )
+        shub = ResilientUpstream(upstream, config, breaker=breaker, metrics=metrics)
         health = HealthCache(
             store,
             config.cache,
             names=PUBLIC.values(),
-            bus=Bus(client, options) if client and options else None,
-            lock_seconds=t.pool + t.connect + t.write + t.read,
+            bus=bus,
+            lock_seconds=one_request,
             metrics=metrics,
         )
         limiter = None
         if config.rate_limit.enabled:
             prefix = options.key_prefix if options else ""
             limiter = RateLimiter(config.rate_limit, client, key_prefix=prefix)
-        runtime = cls(config, upstream, health, limiter, client, metrics)
+        inflight = InflightLimit(config.max_inflight)
+        runtime = cls(config, upstream, shub, health, limiter, client, metrics, inflight, shared)
         try:
             await health.start()
             if limiter is not None:
                 limiter.start()
+            if shared is not None:
+                shared.attach()
         except BaseException:
             await runtime.close()
             raise
         return runtime
 
     async def close(self) -> None:
+        if self.shared_breaker is not None:
+            await self.shared_breaker.stop()
         if self.limiter is not None:
             await self.limiter.close()
         await self.health.close()

@@ -5,7 +5,8 @@ It answers what the real shub answers (``/health``, ``/ready``, ``/openapi.json`
 behaviour: echo, slow, streamed, SSE, gzip, cookies, redirects, hop-by-hop headers, failures,
 and large downloads. It counts the requests it serves (``GET /__stats``, ``POST /__reset``) and
 keeps the headers of the last one to each path (``GET /__seen?path=/health``) and a journal of
-all of them (``GET /__journal``).
+all of them, with their arrival time (``GET /__journal``); ``POST /__fail?status=503`` makes it
+fail every request.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import gzip
 import hashlib
 import json
 import os
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +41,10 @@ gates: dict[str, asyncio.Semaphore] = {}
 # How /health answers; tests change it with POST /__health?status=503&delay=0.5&gzip=1.
 HEALTHY: dict[str, Any] = {"status": 200, "delay": 0.0, "gzip": False}
 health = dict(HEALTHY)
+# A shub that fails: every route but the /__ ones answers this status (0: none), from start-up
+# with STANDIN_FAIL_STATUS=503, or after POST /__fail?status=503 (status=0 heals it).
+# With retry_after (seconds), the failures carry a Retry-After.
+failing: dict[str, Any] = {"status": int(os.environ.get("STANDIN_FAIL_STATUS") or 0)}
 
 OPENAPI = {
     "openapi": "3.1.0",
@@ -251,7 +257,12 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
         health.update(status=int(_num(query, "status", 200)), delay=_num(query, "delay", 0))
         health.update(gzip=query.get("gzip") == "1")
         await _send(send, 200, _json(health))
+    elif path == "/__fail" and method == "POST":
+        failing["status"] = int(_num(query, "status", 503))
+        failing["retry_after"] = query.get("retry_after")
+        await _send(send, 200, _json(failing))
     elif path == "/__reset" and method == "POST":
+        failing.update(status=0, retry_after=None)
         counts.clear()
         seen.clear()
         journal.clear()
@@ -278,6 +289,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 "raw_path": scope.get("raw_path", b"").decode("latin-1"),
                 "query_string": scope["query_string"].decode("latin-1"),
                 "headers": headers,
+                "t": time.time(),
             }
         )
+        if failing["status"]:
+            wait = failing.get("retry_after")
+            extra = [(b"retry-after", wait.encode())] if wait else []
+            await _send(send, failing["status"], _json({"status": failing["status"]}), extra)
+            return
     await _route(scope, receive, send)

@@ -104,6 +104,10 @@ def gateway_env(upstream: str, tmp: Path, **extra: str) -> dict[str, str]:
         "VX11_RATE_LIMIT_IP": "10000000/minute",
         "VX11_RATE_LIMIT_TOKEN": "10000000/minute",
         "VX11_RATE_LIMIT_AUTH_FAILURES": "10000000/minute",
+        # Nor do they want shub's 5xx they provoke on purpose retried, or a breaker opened by
+        # them for the next test (tests/resilience/ turns these on).
+        "VX11_BREAKER_ENABLED": "false",
+        "VX11_RETRY_ATTEMPTS": "0",
     }
     values.update(extra)
     return base_env(**values)

@@ -52,11 +52,38 @@ def test_tokens_are_comma_separated_for_rotation():
         ("VX11_METRICS_BIND", ":9108"),
         ("VX11_METRICS_ALLOW", "10.0.0.0/33"),
         ("VX11_METRICS_TOKEN", "two words"),
+        ("VX11_MAX_INFLIGHT", "-1"),
+        ("VX11_BREAKER_ENABLED", "kind of"),
+        ("VX11_BREAKER_CONSECUTIVE_FAILURES", "0"),
+        ("VX11_BREAKER_FAILURE_RATIO", "0"),
+        ("VX11_BREAKER_FAILURE_RATIO", "1.5"),
+        ("VX11_BREAKER_FAILURE_RATIO", "half"),
+        ("VX11_BREAKER_WINDOW", "0"),
+        ("VX11_BREAKER_MIN_REQUESTS", "many"),
+        ("VX11_BREAKER_MIN_OPEN", "-2"),
+        ("VX11_BREAKER_FAILURE_STATUSES", "404"),
+        ("VX11_BREAKER_FAILURE_STATUSES", "502,oops"),
+        ("VX11_RETRY_ATTEMPTS", "-1"),
+        ("VX11_RETRY_STATUSES", "500"),
+        ("VX11_RETRY_DEADLINE", "0"),
+        ("VX11_RETRY_BUDGET", "2"),
+        ("VX11_CACHE_STALE_WHILE_REVALIDATE", "-1"),
+        ("VX11_CACHE_STALE_IF_ERROR_OPENAPI", "an hour"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
+
+
+def test_the_longest_open_period_cannot_be_shorter_than_the_first():
+    with pytest.raises(ConfigError, match="VX11_BREAKER_MAX_OPEN"):
+        load_config({"VX11_BREAKER_MIN_OPEN": "30", "VX11_BREAKER_MAX_OPEN": "10"})
+
+
+def test_the_in_flight_cap_follows_the_pool_unless_set():
+    assert load_config({"VX11_UPSTREAM_MAX_CONNECTIONS": "8"}).max_inflight == 16
+    assert load_config({"VX11_MAX_INFLIGHT": "0"}).max_inflight == 0
 
 
 def test_production_needs_a_secret_key_and_a_real_token():

@@ -81,6 +81,10 @@ print(json.dumps({
 """
 
 
+def sorted_codes(codes: frozenset[int]) -> str:
+    return ",".join(map(str, sorted(codes)))
+
+
 def rate(policy: Any) -> str:
     """A policy as its setting writes it: ``1000/minute``."""
     units = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
@@ -120,12 +124,29 @@ def code_defaults() -> dict[str, str]:
         "VX11_UPSTREAM_WRITE_TIMEOUT": lambda: config.timeouts.write,
         "VX11_UPSTREAM_POOL_TIMEOUT": lambda: config.timeouts.pool,
         "VX11_UPSTREAM_MAX_CONNECTIONS": lambda: config.max_connections,
+        "VX11_MAX_INFLIGHT": lambda: config.max_inflight,
+        "VX11_BREAKER_ENABLED": lambda: config.breaker.enabled,
+        "VX11_BREAKER_CONSECUTIVE_FAILURES": lambda: config.breaker.consecutive_failures,
+        "VX11_BREAKER_FAILURE_RATIO": lambda: config.breaker.failure_ratio,
+        "VX11_BREAKER_WINDOW": lambda: config.breaker.window,
+        "VX11_BREAKER_MIN_REQUESTS": lambda: config.breaker.min_requests,
+        "VX11_BREAKER_MIN_OPEN": lambda: config.breaker.min_open,
+        "VX11_BREAKER_MAX_OPEN": lambda: config.breaker.max_open,
+        "VX11_BREAKER_FAILURE_STATUSES": lambda: sorted_codes(config.breaker.failure_statuses),
+        "VX11_RETRY_ATTEMPTS": lambda: config.retry.attempts,
+        "VX11_RETRY_STATUSES": lambda: sorted_codes(config.retry.statuses),
+        "VX11_RETRY_DEADLINE": lambda: config.retry.deadline,
+        "VX11_RETRY_BUDGET": lambda: config.retry.budget,
         "VX11_MAX_BODY_BYTES": lambda: config.max_body_bytes,
         "VX11_TRUSTED_PROXIES": lambda: config.trusted_proxies,
         "VX11_CACHE_ENABLED": lambda: config.cache.enabled,
         "VX11_CACHE_TTL_HEALTH": lambda: config.cache.ttl_health,
         "VX11_CACHE_TTL_READY": lambda: config.cache.ttl_ready,
         "VX11_CACHE_TTL_OPENAPI": lambda: config.cache.ttl_openapi,
+        "VX11_CACHE_STALE_WHILE_REVALIDATE": lambda: config.cache.stale_while_revalidate,
+        "VX11_CACHE_STALE_IF_ERROR_HEALTH": lambda: config.cache.stale_if_error_health,
+        "VX11_CACHE_STALE_IF_ERROR_READY": lambda: config.cache.stale_if_error_ready,
+        "VX11_CACHE_STALE_IF_ERROR_OPENAPI": lambda: config.cache.stale_if_error_openapi,
         "VX11_CACHE_KEY_PREFIX": lambda: config.cache.key_prefix,
         "VX11_REDIS_URL": lambda: config.cache.redis_url,
         "REDIS_URL": lambda: config.cache.redis_url,

@@ -57,6 +57,7 @@ class ObserveMiddleware:
                             "status": status,
                             "duration_ms": round(seconds * 1000, 3),
                             "upstream_ms": _ms(context.upstream_seconds),
+                            "attempts": context.attempts,
                             "client": scope["client"][0] if scope.get("client") else None,
                             "bytes_sent": sent,
                             "complete": complete,

@@ -3,6 +3,7 @@ for how long."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,15 +16,31 @@ MAX_STORED_BODY = 4 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """One cached public resource: its key (``shub:health``) and TTL in seconds."""
+    """One cached public resource: its key (``shub:health``), TTL, and how long past it a stale
+    copy may still be served (RFC 5861), in seconds."""
 
     key: str
     ttl: int
+    stale_while_revalidate: int = 0
+    stale_if_error: int = 0
+
+    @property
+    def kept(self) -> int:
+        """How long an entry is kept: fresh, then as long as it may be served stale."""
+        return self.ttl + max(self.stale_while_revalidate, self.stale_if_error)
 
 
 def resources(config: CacheConfig, names: Iterable[str]) -> dict[str, Resource]:
     """The cached resources by name (``health``, ``ready``, ``openapi``)."""
-    return {name: Resource(f"shub:{name}", config.ttl(name)) for name in names}
+    return {
+        name: Resource(
+            f"shub:{name}",
+            config.ttl(name),
+            config.stale_while_revalidate,
+            config.stale_if_error(name),
+        )
+        for name in names
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +59,9 @@ class Entry:
             "body": self.body,
             "at": self.stored_at,
         }
+
+    def age(self) -> float:
+        return max(0.0, time.time() - self.stored_at)
 
     @property
     def shareable(self) -> bool:

@@ -1,5 +1,6 @@
 """What a client gets from the health cache: the stored answer with the cache's own headers
-(``Age``, ``X-Cache`` and RFC 9211's ``Cache-Status``), which replace any the upstream sent."""
+(``Age``, ``X-Cache``: HIT, MISS, STALE or BYPASS, and RFC 9211's ``Cache-Status``), which
+replace any the upstream sent."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ def replay(
     if result == "HIT":
         headers.append((b"age", b"%d" % age))
         status = f"vx11-gateway; hit; ttl={max(0, ttl - age)}"
+    elif result == "STALE":  # past its TTL, served while it is refreshed or while shub fails
+        headers.append((b"age", b"%d" % age))
+        why = f"; detail={detail}" if detail else ""
+        status = f"vx11-gateway; fwd=stale; ttl={min(-1, ttl - age)}{why}"
     elif result == "MISS":
         kept = "; stored" if stored else ""
         status = f"vx11-gateway; fwd=miss{'; collapsed' if collapsed else ''}{kept}"

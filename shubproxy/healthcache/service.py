@@ -4,6 +4,10 @@ almost nothing.
 
 - Only upstream 200s are stored: status, headers and body bytes, replayed exactly with ``Age``,
   ``X-Cache`` and ``Cache-Status`` (RFC 9211).
+- Past its TTL an entry is still served (RFC 5861), ``X-Cache: STALE``: for
+  VX11_CACHE_STALE_WHILE_REVALIDATE seconds while one request, in the background, refreshes it
+  (cluster-wide, through the same lock as a miss: no client waits for it), and, per resource,
+  for VX11_CACHE_STALE_IF_ERROR_* seconds when shub fails or the breaker is open.
 - Misses are coalesced: in this process, concurrent misses wait for one fill; across processes
   and gateway instances, a lock key in the shared cache lets one of them fetch while the others
   wait for the value to appear.
@@ -27,16 +31,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import CacheConfig
-from ..errors import CacheUnavailable
+from ..errors import CacheUnavailable, ServiceOverloaded, UpstreamError
 from ..metrics.recorder import NullRecorder
 from ..store.bus import Bus
 from ..store.errors import RedisUnavailable
 from .backend import EntryStore
 from .near import NearCache
-from .policy import Entry, resources
+from .policy import Entry, Resource, resources
 from .replay import Replay, replay
 
 log = logging.getLogger("vx11.cache")
+
+ERROR_STATUSES = frozenset({500, 502, 503, 504})  # stale-if-error's errors (RFC 5861, 4)
 
 RETRY_AFTER = 1.0  # seconds the cache is skipped after a failure
 POLL_SECONDS = 0.02
@@ -104,44 +110,80 @@ class HealthCache:
         return time.monotonic() >= self._down_until
 
     def near_hit(self, name: str) -> Replay | None:
-        """A hit from this worker's own copy, or None. No I/O and no Django request: the proxy
-        handler calls this first."""
+        """A fresh hit from this worker's own copy, or None. No I/O and no Django request: the
+        proxy handler calls this first."""
         if self.near is None:
             return None
         resource = self.resources[name]
         entry = self.near.get(resource.key)
-        if entry is None:
+        if entry is None or entry.age() >= resource.ttl:
             return None
         self.metrics.cache(name, "hit")
         return replay(entry, "HIT", resource.ttl)
 
     async def serve(self, name: str, fetch: Fetch) -> tuple[Replay, str]:
-        """The answer for a cached resource, and what the cache did (HIT, MISS or BYPASS)."""
-        key, ttl = self.resources[name].key, self.resources[name].ttl
+        """The answer for a cached resource, and what the cache did (HIT, MISS, STALE or
+        BYPASS)."""
+        resource = self.resources[name]
+        key, ttl = resource.key, resource.ttl
         if not self.config.enabled:
             self.metrics.cache(name, "bypass")
             return replay(await fetch(), "BYPASS", ttl, detail="disabled"), "BYPASS"
         # Cache down: no Redis calls (_guard skips them), but concurrent misses still share
         # one upstream request.
         result = "MISS" if self.available else "BYPASS"
-        if result == "MISS" and (entry := await self._read(key)):
+        entry = await self._read(key, ttl) if result == "MISS" else None
+        age = entry.age() if entry is not None else 0.0
+        if entry is not None and age < ttl:
             self.metrics.cache(name, "hit")
             return replay(entry, "HIT", ttl), "HIT"
+        if entry is not None and age < ttl + resource.stale_while_revalidate:
+            self._filling(key, resource, fetch)  # refreshed in the background; nobody waits
+            self.metrics.cache(name, "stale")
+            return replay(entry, "STALE", ttl), "STALE"
         fill = self._fills.get(key)
         collapsed = fill is not None
-        if fill is None:
-            fill = asyncio.ensure_future(self._fill(key, ttl, fetch))
-            self._fills[key] = fill
-            fill.add_done_callback(lambda _: self._fills.pop(key, None))
-        # Shielded: a client that goes away must not cancel the fill others are waiting for.
-        filled, stored = await asyncio.shield(fill)
-        if collapsed and not filled.shareable:
-            filled, stored = await fetch(), False  # an answer for one client only: get our own
-            collapsed = False
+        try:
+            # Shielded: a client that goes away must not cancel the fill others wait for.
+            filled, stored = await asyncio.shield(self._filling(key, resource, fetch))
+            if collapsed and not filled.shareable:
+                filled, stored = await fetch(), False  # an answer for one client: get our own
+                collapsed = False
+        except (UpstreamError, ServiceOverloaded) as error:
+            if entry is not None and age < ttl + resource.stale_if_error:
+                self.metrics.cache(name, "stale")
+                return replay(entry, "STALE", ttl, detail=error.code), "STALE"
+            raise
+        # RFC 5861: shub's own 500/502/503/504 is an error too.
+        stale_for_error = entry is not None and age < ttl + resource.stale_if_error
+        if filled.status in ERROR_STATUSES and stale_for_error:
+            assert entry is not None
+            self.metrics.cache(name, "stale")
+            return replay(entry, "STALE", ttl, detail=f"shub-{filled.status}"), "STALE"
         detail = "" if result == "MISS" else "cache-unavailable"
         answer = replay(filled, result, ttl, collapsed=collapsed, stored=stored, detail=detail)
         self.metrics.cache(name, "coalesced" if collapsed else result.lower())
         return answer, result
+
+    def _filling(
+        self, key: str, resource: Resource, fetch: Fetch
+    ) -> asyncio.Future[tuple[Entry, bool]]:
+        """This process's fill of ``key``: the one under way, or a new one."""
+        fill = self._fills.get(key)
+        if fill is None:
+            fill = asyncio.ensure_future(self._fill(key, resource, fetch))
+            self._fills[key] = fill
+            fill.add_done_callback(self._filled(key))
+        return fill
+
+    def _filled(self, key: str) -> Callable[[asyncio.Future[tuple[Entry, bool]]], None]:
+        def done(fill: asyncio.Future[tuple[Entry, bool]]) -> None:
+            self._fills.pop(key, None)
+            if not fill.cancelled() and (exc := fill.exception()) is not None:
+                # Nobody may be waiting (a refresh behind a stale answer): said here, once.
+                log.info("cache fill failed", extra={"fields": {"key": key, "error": repr(exc)}})
+
+        return done
 
     async def clear(self) -> Cleared:
         """Delete every cached key, and empty every worker's copy before answering."""
@@ -188,12 +230,12 @@ class HealthCache:
             return False
         return True
 
-    async def _fill(self, key: str, ttl: int, fetch: Fetch) -> tuple[Entry, bool]:
+    async def _fill(self, key: str, resource: Resource, fetch: Fetch) -> tuple[Entry, bool]:
         """The entry, and whether the cache holds it now."""
         lock = f"lock:{key}"
         if not await self._guard(self.store.add(lock, "1", self.lock_seconds), default=True):
             # Another process or gateway instance is fetching: wait for its value.
-            if entry := await self._await_other(key, lock):
+            if entry := await self._await_other(key, lock, resource.ttl):
                 return entry, True
             return await fetch(), False
         # A clear heard while this fill runs means its answer may predate the clear: it goes
@@ -201,35 +243,42 @@ class HealthCache:
         generation = self.near.generation if self.near is not None else 0
         clears = self.near.clears if self.near is not None else 0
         try:
-            if entry := await self._read(key):  # stored while we were taking the lock
+            # Stored while we were taking the lock?
+            if (entry := await self._read(key, resource.ttl)) and entry.age() < resource.ttl:
                 return entry, True
             entry = await fetch()
             cleared = self.near is not None and self.near.clears != clears
             if not entry.storable or cleared:
                 return entry, False
             # set() returns None; _guard gives False when the cache failed.
-            stored = await self._guard(self.store.set(key, entry.to_cache(), ttl), default=False)
+            kept = resource.kept
+            stored = await self._guard(self.store.set(key, entry.to_cache(), kept), default=False)
             if stored is None and self.near is not None:
-                self.near.put(key, entry, ttl, generation)
+                self.near.put(key, entry, kept, generation)
             return entry, stored is None
         finally:
             await self._guard(self.store.delete_many([lock]), default=None)
 
-    async def _await_other(self, key: str, lock: str) -> Entry | None:
+    async def _await_other(self, key: str, lock: str, ttl: int) -> Entry | None:
+        """The fresh entry another process stores, or None."""
         deadline = time.monotonic() + self.lock_seconds
         while time.monotonic() < deadline and self.available:
             await asyncio.sleep(POLL_SECONDS)
-            if entry := await self._read(key):
+            if (entry := await self._read(key, ttl)) and entry.age() < ttl:
                 return entry
             if await self._guard(self.store.get(lock), default=None) is None:
-                return await self._read(key)  # the holder finished without storing (not a 200)
+                # The holder finished: with a fresh value, or without storing (not a 200).
+                entry = await self._read(key, ttl)
+                return entry if entry is not None and entry.age() < ttl else None
         return None
 
-    async def _read(self, key: str) -> Entry | None:
+    async def _read(self, key: str, ttl: int) -> Entry | None:
+        """The stored entry, fresh or stale; this worker's copy only while it is fresh (a
+        stale copy may have been refreshed in Redis since)."""
         near = self.near
         if near is None:
             return Entry.from_cache(await self._guard(self.store.get(key), default=None))
-        if entry := near.get(key):
+        if (entry := near.get(key)) and entry.age() < ttl:
             return entry
         generation = near.generation
         value, seconds = await self._guard(self.store.get_with_ttl(key), default=(None, 0))

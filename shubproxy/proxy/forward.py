@@ -14,6 +14,8 @@ from ..config import GatewayConfig
 from ..context import Headers, RequestContext, header
 from ..errors import UpstreamProtocolError
 from ..healthcache.policy import Entry
+from ..resilience import retry
+from ..resilience.upstream import ResilientUpstream
 from ..upstream.client import UpstreamClient
 from . import headers
 from .paths import PREFIX, Route
@@ -41,7 +43,7 @@ async def _chunks(request: HttpRequest) -> AsyncIterator[bytes]:
 
 
 async def fetch_for_cache(
-    client: UpstreamClient,
+    shub: ResilientUpstream,
     target: bytes,
     *,
     correlation_id: str,
@@ -53,9 +55,10 @@ async def fetch_for_cache(
     Built from nothing the client sent (no query, cookie, credentials, conditionals, range or
     encoding preference): what is stored and what concurrent clients share must be the answer
     any client would get."""
+    client = shub.client
     started = time.perf_counter()
-    response = await client.send(
-        "GET", client.url_for(target), headers.cache_fill_headers(correlation_id)
+    response = await shub.send(
+        "GET", client.url_for(target), headers.cache_fill_headers(correlation_id), idempotent=True
     )
     client.metrics.upstream(route, time.perf_counter() - started)
     body = await client.read(response)
@@ -84,7 +87,8 @@ def _client_headers(response: httpx.Response, config: GatewayConfig) -> Headers:
 async def forward(request: HttpRequest, *, route: Route, context: RequestContext) -> ProxyResponse:
     scope = request.scope  # type: ignore[attr-defined]
     config = context.runtime.config
-    client = context.runtime.upstream
+    shub = context.runtime.shub
+    client = shub.client
     url = client.url_for(route.target + b"?" + route.query if route.query else route.target)
     content_length, content = _body(request)
     client_address = scope["client"][0] if scope.get("client") else None
@@ -102,8 +106,12 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
             (n, v) for n, v in upstream_headers if n not in trace_context.TRACE_HEADERS
         ]
         upstream_headers.append((b"traceparent", trace))
+    method = request.method or "GET"
+    idempotent = retry.idempotent(method, header(scope, b"idempotency-key") is not None)
     started = time.perf_counter()
-    response = await client.send(request.method or "GET", url, upstream_headers, content)
+    response = await shub.send(
+        method, url, upstream_headers, content, idempotent=idempotent, context=context
+    )
     upstream = context.upstream_seconds = time.perf_counter() - started
     client.metrics.upstream("proxy", upstream)
     try:

@@ -7,7 +7,9 @@ decides everything it can from the ASGI scope before the body is read.
    token is checked nowhere else (the view refuses a request whose context carries none).
 2. A hit in this worker's own copy of the health cache is answered at once: no request object,
    no I/O (``HealthCache.near_hit``).
-3. Everything else is Django: the body is read and spooled, the request built, the view run.
+3. A request to forward past the worker's in-flight cap is refused (503, backpressure), still
+   before its body is read.
+4. Everything else is Django: the body is read and spooled, the request built, the view run.
 
 Every answer to an admitted or refused request carries the RateLimit fields of its admission.
 """
@@ -22,7 +24,7 @@ from django.http.response import HttpResponseBase
 from ..asgi.types import Message, Send, send_error
 from ..compat.django import ThreadlessASGIHandler
 from ..context import Headers, of_scope
-from ..errors import UpstreamBodyError
+from ..errors import ServiceOverloaded, UpstreamBodyError
 from . import views
 from .admission import Refused, admit
 from .responses import ProxyResponse
@@ -52,11 +54,20 @@ class ProxyASGIHandler(ThreadlessASGIHandler):
             )
             await send({"type": "http.response.body", "body": hit.body})
             return
-        # An upstream body that broke off: headers are out, and returning without the final
-        # body message makes the server cut the connection, so the client sees a truncated
-        # response, never a complete one.
-        with contextlib.suppress(UpstreamBodyError):
-            await self.serve(scope, receive, send)
+        forwarded = route.public is None and route.own is None
+        if forwarded and not runtime.inflight.enter():
+            runtime.metrics.shed("inflight")
+            await send_error(scope, send, ServiceOverloaded())
+            return
+        try:
+            # An upstream body that broke off: headers are out, and returning without the final
+            # body message makes the server cut the connection, so the client sees a truncated
+            # response, never a complete one.
+            with contextlib.suppress(UpstreamBodyError):
+                await self.serve(scope, receive, send)
+        finally:
+            if forwarded:
+                runtime.inflight.leave()
 
     async def finish(self, response: HttpResponseBase) -> None:
         if isinstance(response, ProxyResponse):

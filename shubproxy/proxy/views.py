@@ -35,7 +35,7 @@ async def proxy(request: HttpRequest) -> HttpResponseBase:
 
             def fetch() -> Awaitable[Entry]:
                 return forward.fetch_for_cache(
-                    runtime.upstream,
+                    runtime.shub,
                     route.target,
                     correlation_id=context.correlation_id,
                     config=runtime.config,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 import httpx
 
@@ -34,7 +34,7 @@ HTTPX_MAX_URL = 65_536  # httpx's limit on a URL and on each of its parts
 URL_CACHE_SIZE = 4096  # upstream URLs kept built, per worker...
 CACHED_TARGET_BYTES = 256  # ...of targets this long at most: a few MiB, whoever sends what
 
-Content = bytes | AsyncIterator[bytes] | None
+Content = bytes | AsyncIterable[bytes] | None
 
 
 class UpstreamClient:

@@ -15,6 +15,8 @@ import aiohttp
 import httpx
 
 from ..errors import (
+    GatewayError,
+    ServiceOverloaded,
     ShubTimeout,
     ShubUnavailable,
     UpstreamBodyError,
@@ -34,20 +36,23 @@ def translated(*, body_started: bool = False) -> Iterator[None]:
     except _FOREIGN as exc:
         error = _translate(exc)
         if body_started:
-            raise UpstreamBodyError(proxy_error=error.proxy_error) from exc
+            proxy_error = getattr(error, "proxy_error", "proxy_internal_error")
+            raise UpstreamBodyError(proxy_error=proxy_error) from exc
         raise error from exc
 
 
-def _translate(exc: BaseException) -> UpstreamError:
+def _translate(exc: BaseException) -> GatewayError:
     if isinstance(exc, httpx.PoolTimeout):
-        return ShubUnavailable(
-            "The gateway has no free connection to the shub service.",
-            proxy_error="connection_limit_reached",
+        # The gateway's own limit, not shub's failure: backpressure, never counted against shub.
+        return ServiceOverloaded(
+            "The gateway has no free connection to the shub service; try again.", reason="pool"
         )
     if isinstance(exc, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout):
-        return ShubTimeout(
-            "The shub service did not accept a connection in time.",
-            proxy_error="connection_timeout",
+        return _before_request(
+            ShubTimeout(
+                "The shub service did not accept a connection in time.",
+                proxy_error="connection_timeout",
+            )
         )
     if isinstance(exc, httpx.WriteTimeout):
         return ShubTimeout(
@@ -59,7 +64,21 @@ def _translate(exc: BaseException) -> UpstreamError:
             "The shub service did not answer in time.", proxy_error="http_response_timeout"
         )
     if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError):
-        return ShubUnavailable(proxy_error="connection_refused")
+        return _before_request(ShubUnavailable(proxy_error="connection_refused"))
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientConnectionResetError
+        | aiohttp.ClientOSError,
+    ):
+        # Closed or reset before a byte of the answer came (aiohttp has already sent an
+        # idempotent request again once if the connection was a reused one).
+        return _before_request(
+            UpstreamProtocolError(
+                "The shub service closed the connection before answering.",
+                proxy_error="http_protocol_error",
+            )
+        )
     if isinstance(exc, aiohttp.ClientError | httpx.RemoteProtocolError | httpx.NetworkError):
         # Disconnected, a status line or header that is not HTTP, a body cut short, a reset.
         return UpstreamProtocolError(
@@ -67,3 +86,10 @@ def _translate(exc: BaseException) -> UpstreamError:
             proxy_error="http_protocol_error",
         )
     return UpstreamError("The shub service could not be used.", proxy_error="proxy_internal_error")
+
+
+def _before_request(error: UpstreamError) -> UpstreamError:
+    """A failure before shub answered anything (no connection, or one closed before the
+    answer's first byte): an idempotent request may be sent again (RFC 9110, 9.2.2)."""
+    error.retry_reason = "connect"
+    return error

@@ -78,7 +78,9 @@ def test_no_free_upstream_connection_is_503(one_connection_gateway, token, upstr
             chunks = held.iter_raw()  # kept: a dropped iterator closes the stream
             assert next(chunks) == b"000000.........."
             response = c.get("/shub/health")
-            assert_error(response, 503, "shub_unavailable", "connection_limit_reached")
+            # Not shub's failure: the gateway's own pool is full (backpressure), said at once.
+            assert_error(response, 503, "service_overloaded", "connection_limit_reached")
+            assert response.headers["retry-after"] == "1"
             upstream.post("/__release", params={"gate": "pool"})
 
 
