@@ -24,6 +24,8 @@ VARIANTS = (
     ),
     Variant("rate limits", {"VX11_RATE_LIMIT_ENABLED": "false"}),
     Variant("metrics", {"VX11_METRICS_ENABLED": "false"}),
+    # Against a stand-in that checks no signature (the gateway's is one that checks them all).
+    Variant("signing", {"VX11_ENTRYGUARD_ENABLED": "false"}),
     Variant(
         "resilience",
         {"VX11_BREAKER_ENABLED": "false", "VX11_RETRY_ATTEMPTS": "0", "VX11_MAX_INFLIGHT": "0"},

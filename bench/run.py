@@ -60,14 +60,21 @@ def start_targets(
 ) -> tuple[list[Target], list[str]]:
     """Start every server; the list holds what runs, the notes say what was skipped and why."""
     notes: list[str] = []
+    # The gateway signs for shub's EntryGuard, against a stand-in that checks it; what does
+    # not sign (the other proxies, the gateway without signing) has a stand-in that checks
+    # nothing, and the upstream rows measure that one.
     upstream = stack.enter_context(services.standin(workdir))
+    guard_secret = secrets.token_hex(32)
+    strict = stack.enter_context(
+        services.standin(workdir, entryguard_secret=guard_secret, name="upstream-strict")
+    )
     redis = stack.enter_context(services.redis(workdir))
     redis_url = f"redis://127.0.0.1:{redis.port}" if redis else ""
     if redis is None:
         notes.append("redis-server is not installed: no Redis for the gateway or the reference")
     gateway = services.gateway(
-        upstream.base, redis_url and redis_url + "/0", token, secrets.token_urlsafe(50),
-        settings.workers, workdir,
+        strict.base, redis_url and redis_url + "/0", token, secrets.token_urlsafe(50),
+        settings.workers, workdir, entryguard_secret=guard_secret,
     )  # fmt: skip
     targets = [
         Target("upstream", upstream, None),
@@ -77,9 +84,11 @@ def start_targets(
         for number, variant in enumerate(features.VARIANTS, 1):
             if variant.feature not in settings.features:
                 continue
+            signs = variant.env.get("VX11_ENTRYGUARD_ENABLED") != "false"
             without = services.gateway(
-                upstream.base, redis_url and redis_url + "/0", token, secrets.token_urlsafe(50),
-                settings.workers, workdir, name=f"gateway-variant-{number}", extra=variant.env,
+                (strict if signs else upstream).base, redis_url and redis_url + "/0", token,
+                secrets.token_urlsafe(50), settings.workers, workdir,
+                name=f"gateway-variant-{number}", extra=variant.env, entryguard_secret=guard_secret,
             )  # fmt: skip
             targets.append(Target(variant.target, stack.enter_context(without), token))
     for name in ("nginx", "reference"):

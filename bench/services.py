@@ -130,11 +130,15 @@ def _running(
         stop(process, timeout=15)
 
 
-def standin(workdir: Path) -> contextlib.AbstractContextManager[Service]:
+def standin(
+    workdir: Path, *, entryguard_secret: str = "", name: str = "upstream"
+) -> contextlib.AbstractContextManager[Service]:
+    """The stand-in; with ``entryguard_secret``, as strict as shub about signatures."""
     port = free_port()
     args = [PYTHON, "-m", "standin", "--port", str(port)]
     url = f"http://127.0.0.1:{port}/health"
-    return _running("upstream", args, env=base_env(), port=port, ready=url, workdir=workdir)
+    env = base_env(VX11_TENTACULO_LINK_SHARED_SECRET=entryguard_secret)
+    return _running(name, args, env=env, port=port, ready=url, workdir=workdir)
 
 
 @contextlib.contextmanager
@@ -164,13 +168,14 @@ def _gunicorn(
 
 def gateway(
     upstream: str, redis_url: str | None, token: str, secret: str, workers: int, workdir: Path,
-    *, name: str = "gateway", extra: dict[str, str] | None = None,
+    *, name: str = "gateway", extra: dict[str, str] | None = None, entryguard_secret: str,
 ) -> contextlib.AbstractContextManager[Service]:  # fmt: skip
     env = {
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secret,
         "VX11_GATEWAY_TOKEN": token,
         "VX11_SHUB_UPSTREAM": upstream,
+        "VX11_TENTACULO_LINK_SHARED_SECRET": entryguard_secret,
         "VX11_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
         "DATABASE_URL": f"sqlite:///{workdir / 'gateway.sqlite3'}",
         # Every limit on, each high enough never to deny the load (one client address, one

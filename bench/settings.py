@@ -78,7 +78,9 @@ def settings_lines(settings: Settings) -> list[str]:
         "access log on, token check, proxy_cache 60 s on /shub/health (bench/nginx.conf.template)",
         f"- FastAPI reference: httpx + redis.asyncio (health TTL 60 s, db 1), the gateway's "
         f"gunicorn settings, {settings.workers} workers (bench/fastapi_ref/)",
-        "- upstream: the stand-in (`python -m standin`), one uvicorn process",
+        "- upstream: the stand-in (`python -m standin`), one uvicorn process; the gateway's checks"
+        " its EntryGuard signatures (VX11_TENTACULO_LINK_SHARED_SECRET), a second one, for the"
+        " rest, checks none",
         f"- load: {settings.loader.name}, {settings.duration:g} s per run, connections "
         f"{'/'.join(map(str, settings.connections))}, {settings.rounds} rounds interleaved "
         f"(every target in turn per scenario), {settings.warmup:g} s warm-up per endpoint; "

@@ -249,7 +249,9 @@ def _proxy_details(value: object, where: str) -> dict[str, object]:
     """Checked key by key, then kept as written (the admin shows it as JSON)."""
     texts = ("route", "upstream_env", "auth_header", "correlation_header", "cache_clear")
     required = (*texts, "upstream", "token_forwarded_upstream", "public_endpoints", "cache")
-    details = check.obj(value, where, required=required)
+    details = check.obj(value, where, required=required, optional=("entry_guard",))
+    if "entry_guard" in details:
+        _entry_guard(details["entry_guard"], f"{where}.entry_guard")
     for key in texts:
         check.text(details[key], f"{where}.{key}")
     check.url(details["upstream"], f"{where}.upstream")
@@ -265,6 +267,14 @@ def _proxy_details(value: object, where: str) -> dict[str, object]:
         check.text(cached["ttl_env"], f"{at}.ttl_env")
         check.positive_int(cached["ttl_default_seconds"], f"{at}.ttl_default_seconds")
     return details
+
+
+def _entry_guard(value: object, where: str) -> None:
+    texts = ("description", "entry", "signature", "secret_env", "enabled_env", "refused_by_shub")
+    guard = check.obj(value, where, required=(*texts, "headers"))
+    for key in texts:
+        check.text(guard[key], f"{where}.{key}")
+    check.texts(guard["headers"], f"{where}.headers", allow_empty=False)
 
 
 def _endpoint(name: str, value: object) -> EndpointSpec:

@@ -17,22 +17,34 @@ eval "$addresses"  # gateway_url, standin_url, metrics_url
 
 export DJANGO_DEBUG="${DJANGO_DEBUG:-false}"
 
-# Local demo: production mode needs a secret key and a gateway token. When none are given,
-# generate them once into a private file and say where it is (never print the secrets).
-if [ -z "${DJANGO_SECRET_KEY:-}" ] || [ -z "${VX11_GATEWAY_TOKEN:-}" ]; then
-  demo=.local/demo.env
-  if [ ! -f "$demo" ]; then
-    mkdir -p .local
-    (umask 077 && python - > "$demo" <<'PY'
-import secrets
-print(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}")
-print(f"VX11_GATEWAY_TOKEN={secrets.token_urlsafe(32)}")
+# Local demo: production mode needs a secret key, a gateway token and the EntryGuard secret
+# it shares with shub. When they are not given, generate them once into a private file (each
+# one missing from an older file is added) and say where it is (never print the secrets).
+demo=.local/demo.env
+demo_secrets=(DJANGO_SECRET_KEY VX11_GATEWAY_TOKEN VX11_TENTACULO_LINK_SHARED_SECRET)
+needed=""
+for name in "${demo_secrets[@]}"; do [ -n "${!name:-}" ] || needed=yes; done
+if [ -n "$needed" ]; then
+  mkdir -p .local
+  (umask 077 && touch "$demo" && python - "$demo" <<'PY'
+import secrets, sys
+path = sys.argv[1]
+have = {line.split("=", 1)[0] for line in open(path) if "=" in line}
+new = {
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "VX11_GATEWAY_TOKEN": secrets.token_urlsafe(32),
+    "VX11_TENTACULO_LINK_SHARED_SECRET": secrets.token_hex(32),
+}
+with open(path, "a") as out:
+    for name, value in new.items():
+        if name not in have:
+            out.write(f"{name}={value}\n")
 PY
-    )
-  fi
-  export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(sed -n 's/^DJANGO_SECRET_KEY=//p' "$demo")}"
-  export VX11_GATEWAY_TOKEN="${VX11_GATEWAY_TOKEN:-$(sed -n 's/^VX11_GATEWAY_TOKEN=//p' "$demo")}"
-  say "local demo secret key and gateway token are in $demo"
+  )
+  for name in "${demo_secrets[@]}"; do
+    [ -n "${!name:-}" ] || export "$name=$(sed -n "s/^$name=//p" "$demo")"
+  done
+  say "local demo secrets (Django key, gateway token, EntryGuard secret) are in $demo"
   echo "  try: curl -H \"X-VX11-GW-TOKEN: \$(sed -n 's/^VX11_GATEWAY_TOKEN=//p' $demo)\" $gateway_url/shub/status"
 fi
 
@@ -74,9 +86,10 @@ trap stop EXIT
 
 if [ -n "$standin_url" ]; then
   export VX11_SHUB_UPSTREAM="$standin_url"
+  # As strict as shub: it checks every signature with the gateway's EntryGuard secret.
   server python -m standin --host 127.0.0.1 --port "${standin_url##*:}"
   others+=($!)
-  say "started the shub stand-in on $standin_url (set VX11_SHUB_UPSTREAM to use a real shub)"
+  say "started the shub stand-in on $standin_url, checking EntryGuard signatures (set VX11_SHUB_UPSTREAM to use a real shub)"
 fi
 
 # No Redis configured: the health cache needs one shared store so that a cache clear reaches

@@ -26,6 +26,10 @@ KNOWN_DEFAULT_TOKENS = frozenset(
     {"vx11-local-token", "changeme", "change-me", "secret", "token", "vx11-token", "test"}
 )
 
+# shub's EntryGuard reads the shared secret under this name; so does the gateway.
+ENTRYGUARD_SECRET = "VX11_TENTACULO_LINK_SHARED_SECRET"  # noqa: S105 (a variable name)
+ENTRYGUARD_MIN_SECRET_BYTES = 32
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -161,6 +165,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryGuardConfig:
+    """Signing every upstream request for shub's EntryGuard (``upstream.entryguard``)."""
+
+    secret: bytes | None = None
+    enabled: bool = False  # default: on when the secret is set
+    switched_off: bool = False  # VX11_ENTRYGUARD_ENABLED=false, said on purpose
+    # What the signature's PATH line holds: the path as sent (``path``), or with "?query"
+    # when there is one (``path_query``).
+    signed_path: str = "path"
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     upstream: str = DEFAULT_UPSTREAM
     gateway_tokens: tuple[bytes, ...] = ()
@@ -175,6 +191,7 @@ class GatewayConfig:
     metrics: MetricsConfig = MetricsConfig()
     breaker: BreakerConfig = BreakerConfig()
     retry: RetryConfig = RetryConfig()
+    entryguard: EntryGuardConfig = EntryGuardConfig()
     # Proxied requests a worker serves at once (from admission to their last byte); more are
     # refused with 503 at once. 0: no limit.
     max_inflight: int = 200
@@ -480,6 +497,28 @@ def _retry(env: Mapping[str, str]) -> RetryConfig:
     )
 
 
+def _entryguard(env: Mapping[str, str]) -> EntryGuardConfig:
+    value = _text(env, ENTRYGUARD_SECRET)
+    secret = value.encode("utf-8") if value else None
+    if secret is not None and len(secret) < ENTRYGUARD_MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{ENTRYGUARD_SECRET} is {len(secret)} bytes: shub's EntryGuard needs at least "
+            f"{ENTRYGUARD_MIN_SECRET_BYTES} (e.g. python -c 'import secrets; "
+            "print(secrets.token_hex(32))')"
+        )
+    enabled = parse_bool(env, "VX11_ENTRYGUARD_ENABLED", secret is not None)
+    if enabled and secret is None:
+        raise ConfigError(f"VX11_ENTRYGUARD_ENABLED is true but {ENTRYGUARD_SECRET} is not set")
+    return EntryGuardConfig(
+        secret=secret,
+        enabled=enabled,
+        switched_off=_text(env, "VX11_ENTRYGUARD_ENABLED") is not None and not enabled,
+        signed_path=parse_choice(
+            env, "VX11_ENTRYGUARD_SIGNED_PATH", ("path", "path_query"), "path"
+        ),
+    )
+
+
 def _rate(env: Mapping[str, str], name: str, policy: str, default: str) -> Policy | None:
     try:
         return parse_rate(policy, _text(env, name) or default)
@@ -547,6 +586,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         metrics=_metrics(env),
         breaker=_breaker(env),
         retry=_retry(env),
+        entryguard=_entryguard(env),
         max_inflight=parse_non_negative_int(env, "VX11_MAX_INFLIGHT", 2 * max_connections),
         allowed_hosts=parse_list(env, "DJANGO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
@@ -567,7 +607,29 @@ def production_problems(config: GatewayConfig, secret_key: str | None) -> list[s
     metrics_token = config.metrics.token
     if metrics_token is not None and metrics_token.decode().lower() in KNOWN_DEFAULT_TOKENS:
         problems.append("VX11_METRICS_TOKEN holds a published default token; choose a secret one")
+    guard = config.entryguard
+    if not guard.enabled and not guard.switched_off:
+        problems.append(
+            f"{ENTRYGUARD_SECRET} is not set (shub's EntryGuard refuses unsigned requests; "
+            "VX11_ENTRYGUARD_ENABLED=false for a shub without one)"
+        )
+    elif guard.secret is not None and _placeholder(guard.secret):
+        problems.append(f"{ENTRYGUARD_SECRET} is a placeholder; generate a random one")
     return problems
+
+
+PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "example", "placeholder", "your")
+
+
+def _placeholder(secret: bytes) -> bool:
+    """A documentation or made-up value rather than a random one: a placeholder word, a few
+    characters repeated (``x`` * 32, ``0123456789`` * 4), or too few distinct ones."""
+    text = secret.decode("utf-8", "replace").lower()
+    size = len(text)
+    repeated = any(
+        text == (text[:period] * (size // period + 1))[:size] for period in range(1, size // 2 + 1)
+    )
+    return repeated or len(set(text)) < 8 or any(word in text for word in PLACEHOLDER_WORDS)
 
 
 def load_checked(env: Mapping[str, str]) -> GatewayConfig:

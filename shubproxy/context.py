@@ -38,6 +38,10 @@ class RequestContext:
     upstream_seconds: float | None = None
     cache: str | None = None
     attempts: int = 0  # requests sent to shub for it: 1, or more with retries
+    # The spooled body's SHA-256 (hex) and size, when EntryGuard signing needs them (None:
+    # not hashed, no body).
+    body_sha256: str | None = None
+    body_length: int = 0
 
 
 def of_scope(scope: Mapping[str, Any]) -> RequestContext:

@@ -18,6 +18,7 @@
         ├── ShubUnavailable     503 shub_unavailable   (connection refused, DNS)
         ├── ShubTimeout         504 shub_timeout       (connect, read or write timed out)
         ├── CircuitOpen         503 circuit_open       (the breaker: shub not even tried)
+        ├── UpstreamRejected    502 upstream_rejected  (shub's 401: the gateway's credentials)
         └── UpstreamProtocolError 502 gateway_error    (malformed or truncated response)
             └── UpstreamBodyError                      (broke off mid-body: connection cut)
 
@@ -214,6 +215,23 @@ class CircuitOpen(UpstreamError):
 
     def body_fields(self) -> dict[str, object]:
         return {"retry_after": self.retry_after}
+
+
+class UpstreamRejected(UpstreamError):
+    """shub refused the gateway's own credentials (401): its EntryGuard signature or its
+    X-VX11-Token. Nothing the client can fix, so not passed on as if it were the client's."""
+
+    status = 502
+    code = "upstream_rejected"
+    detail = (
+        "The shub service refused the gateway's credentials (EntryGuard signature or token); "
+        "the gateway's configuration must be fixed."
+    )
+    proxy_error = "proxy_configuration_error"
+    kind = "rejected"
+
+    def headers(self) -> dict[str, str]:
+        return {"Proxy-Status": f"{super().headers()['Proxy-Status']}; received-status=401"}
 
 
 class UpstreamProtocolError(UpstreamError):

@@ -71,7 +71,8 @@ class Runtime:
             config.cache,
             names=PUBLIC.values(),
             bus=bus,
-            lock_seconds=one_request,
+            # A fill may retry: the lock outlasts its last attempt.
+            lock_seconds=one_request + (config.retry.deadline if config.retry.attempts else 0),
             metrics=metrics,
         )
         limiter = None

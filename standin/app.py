@@ -6,7 +6,8 @@ behaviour: echo, slow, streamed, SSE, gzip, cookies, redirects, hop-by-hop heade
 and large downloads. It counts the requests it serves (``GET /__stats``, ``POST /__reset``) and
 keeps the headers of the last one to each path (``GET /__seen?path=/health``) and a journal of
 all of them, with their arrival time (``GET /__journal``); ``POST /__fail?status=503`` makes it
-fail every request.
+fail every request. With VX11_TENTACULO_LINK_SHARED_SECRET set it checks shub's EntryGuard
+signature on every other request, as strictly as shub (``standin/entryguard.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
+
+from . import entryguard
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -273,6 +276,10 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 404, _json({"error": "not_found", "path": path}))
 
 
+# shub's EntryGuard, on when VX11_TENTACULO_LINK_SHARED_SECRET is set (standin/entryguard.py).
+guard = entryguard.Guard.from_environment()
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
@@ -283,15 +290,26 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         counts[scope["path"]] += 1
         headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]]
         seen[scope["path"]] = headers
-        journal.append(
-            {
-                "method": scope["method"],
-                "raw_path": scope.get("raw_path", b"").decode("latin-1"),
-                "query_string": scope["query_string"].decode("latin-1"),
-                "headers": headers,
-                "t": time.time(),
-            }
-        )
+        entry = {
+            "method": scope["method"],
+            "raw_path": scope.get("raw_path", b"").decode("latin-1"),
+            "query_string": scope["query_string"].decode("latin-1"),
+            "headers": headers,
+            "t": time.time(),
+        }
+        journal.append(entry)
+        if guard is not None and guard.guards(scope):
+            body = await entryguard.spooled(receive)
+            if body is None:
+                return
+            digest, receive = body
+            try:
+                guard.check(scope, digest)
+            except entryguard.Refused as refused:
+                entry["refused"] = str(refused)
+                error = {"error": "entryguard_refused", "detail": str(refused)}
+                await _send(send, 401, _json(error))
+                return
         if failing["status"]:
             wait = failing.get("retry_after")
             extra = [(b"retry-after", wait.encode())] if wait else []

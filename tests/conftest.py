@@ -8,6 +8,7 @@ import pytest
 
 from tests import servers
 from tests.browser import SCREENSHOTS
+from tests.signing import SignedForShub
 
 SHUB_TOKEN = "shub-internal-token"
 
@@ -42,8 +43,9 @@ def token() -> dict[str, str]:
 
 @pytest.fixture
 def upstream(standin: servers.Server) -> Iterator[httpx.Client]:
-    """A client straight to the stand-in, its request counts reset."""
-    with httpx.Client(base_url=standin.url, timeout=15) as c:
+    """A client straight to the stand-in (signing its requests as the gateway would: the
+    stand-in is strict), its request counts reset."""
+    with httpx.Client(base_url=standin.url, timeout=15, auth=SignedForShub()) as c:
         c.post("/__reset").raise_for_status()
         yield c
 

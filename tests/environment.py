@@ -23,7 +23,13 @@ DROPPED = frozenset(
 # Set by pytest-django from the command line (``--ds`` in pyproject.toml), or by the test
 # that starts a process with settings of its own.
 KEPT = frozenset({"DJANGO_SETTINGS_MODULE"})
-IN_PROCESS = {"DJANGO_DEBUG": "true", "VX11_GATEWAY_TOKEN": "in-process-test-token"}
+# The EntryGuard secret the suite's stand-in and gateways share (the stand-in is strict).
+ENTRYGUARD_SECRET = "82da06502891d2e7436f22eeb063f95eb0a1dacb5833af81ce27af14876f4de6"
+IN_PROCESS = {
+    "DJANGO_DEBUG": "true",
+    "VX11_GATEWAY_TOKEN": "in-process-test-token",
+    "VX11_TENTACULO_LINK_SHARED_SECRET": ENTRYGUARD_SECRET,
+}
 
 
 def dropped(name: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tests.environment import ENTRYGUARD_SECRET
 from tests.tls import TLSFiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,7 @@ def gateway_env(upstream: str, tmp: Path, **extra: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": "test-secret-key-" + "x" * 40,
         "VX11_GATEWAY_TOKEN": ",".join(TOKENS),
         "VX11_SHUB_UPSTREAM": upstream,
+        "VX11_TENTACULO_LINK_SHARED_SECRET": ENTRYGUARD_SECRET,
         "DATABASE_URL": f"sqlite:///{tmp / 'gateway.sqlite3'}",
         # The suite's gateways serve thousands of requests, failed logins included, from one
         # address: limits no other test meets (the rate-limit tests set their own).
@@ -124,12 +126,19 @@ def uvicorn_gateway(
     )
 
 
-def standin(tmp: Path, **extra: str) -> contextlib.AbstractContextManager[Server]:
-    port = free_port()
+def standin_env(**extra: str) -> dict[str, str]:
+    """A stand-in as strict as shub: it checks the EntryGuard signature with the suite's
+    secret (``VX11_TENTACULO_LINK_SHARED_SECRET=""`` in ``extra``: it checks nothing)."""
+    return base_env(**{"VX11_TENTACULO_LINK_SHARED_SECRET": ENTRYGUARD_SECRET, **extra})
+
+
+def standin(
+    tmp: Path, *, port: int | None = None, **extra: str
+) -> contextlib.AbstractContextManager[Server]:
+    port = port or free_port()
     args = [PYTHON, "-m", "standin", "--port", str(port)]
-    return run(
-        args, env=base_env(**extra), ready_path="/__stats", port=port, log=tmp / "standin.log"
-    )
+    log = tmp / f"standin-{port}-{time.monotonic_ns()}.log"
+    return run(args, env=standin_env(**extra), ready_path="/__stats", port=port, log=log)
 
 
 def gunicorn_gateway(

@@ -36,6 +36,7 @@ SECRETS = {
     "REDIS_PASSWORD": "r3d1spassword",
     "POSTGRES_PASSWORD": "p0stgrespassword",
     "SHUB_IMAGE": "registry.example/shubniggurath:7",
+    "VX11_TENTACULO_LINK_SHARED_SECRET": "compose-test-entryguard-secret-0123456789",
 }
 
 
@@ -100,10 +101,20 @@ def test_env_example_as_shipped_stops_compose_naming_the_missing_secret(tmp_path
     directory = project(tmp_path, env_example())
     result = compose(directory, "base", "config", "--quiet")
     assert result.returncode != 0
-    assert "required variable REDIS_PASSWORD is missing a value: set REDIS_PASSWORD in .env" in (
-        result.stderr
+    # Compose names the first missing one it meets, in no fixed order.
+    named = [
+        name
+        for name in ("REDIS_PASSWORD", "VX11_TENTACULO_LINK_SHARED_SECRET")
+        if f"required variable {name} is missing a value: set {name} in .env" in result.stderr
+    ]
+    assert len(named) == 1, result.stderr
+    unsigned = compose(
+        project(tmp_path, {**env_example(), "REDIS_PASSWORD": "x"}), "base", "config"
     )
-    prod = compose(project(tmp_path, {**env_example(), "REDIS_PASSWORD": "x"}), "prod", "config")
+    assert unsigned.returncode != 0
+    assert "set VX11_TENTACULO_LINK_SHARED_SECRET in .env" in unsigned.stderr
+    filled = {**env_example(), "REDIS_PASSWORD": "x", "VX11_TENTACULO_LINK_SHARED_SECRET": "s"}
+    prod = compose(project(tmp_path, filled), "prod", "config")
     assert prod.returncode != 0 and "set POSTGRES_PASSWORD in .env" in prod.stderr
 
 
@@ -176,7 +187,10 @@ def test_the_gateway_is_built_here_and_waits_for_redis_and_the_stand_in(models):
         "--port",
         "8007",
     ]
-    assert model["shub"]["environment"] == {"SHUB_TOKEN": ""}
+    assert model["shub"]["environment"] == {
+        "SHUB_TOKEN": "",
+        "VX11_TENTACULO_LINK_SHARED_SECRET": SECRETS["VX11_TENTACULO_LINK_SHARED_SECRET"],
+    }
     assert model["gateway"]["environment"]["VX11_SHUB_UPSTREAM"] == "http://shub:8007"
     assert model["gateway"]["environment"]["VX11_BIND"] == "0.0.0.0:8000"
     # Docker waits this long after SIGTERM before it kills: longer than gunicorn's drain (30 s).
@@ -189,7 +203,10 @@ def test_a_real_shub_image_replaces_the_stand_in(models, variant):
     assert shub["image"] == SECRETS["SHUB_IMAGE"]
     assert [key for key in ("build", "healthcheck") if key in shub] == []
     assert (shub["command"], shub["entrypoint"]) == (None, None)  # the image's own
-    assert shub["environment"] == {"VX11_TOKEN": ""}
+    assert shub["environment"] == {
+        "VX11_TOKEN": "",
+        "VX11_TENTACULO_LINK_SHARED_SECRET": SECRETS["VX11_TENTACULO_LINK_SHARED_SECRET"],
+    }
     assert models[variant]["gateway"]["depends_on"]["shub"]["condition"] == "service_started"
 
 

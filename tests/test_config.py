@@ -86,18 +86,22 @@ def test_the_in_flight_cap_follows_the_pool_unless_set():
     assert load_config({"VX11_MAX_INFLIGHT": "0"}).max_inflight == 0
 
 
-def test_production_needs_a_secret_key_and_a_real_token():
+SIGNING = {"VX11_TENTACULO_LINK_SHARED_SECRET": "9f1c0e7a5b3d2468ace13579bdf02468ace13579"}
+
+
+def test_production_needs_a_secret_key_a_real_token_and_the_entryguard_secret():
     assert production_problems(load_config({}), None) == [
         "DJANGO_SECRET_KEY is not set",
         "VX11_GATEWAY_TOKEN is not set",
+        "VX11_TENTACULO_LINK_SHARED_SECRET is not set (shub's EntryGuard refuses unsigned "
+        "requests; VX11_ENTRYGUARD_ENABLED=false for a shub without one)",
     ]
-    published = load_config({"VX11_GATEWAY_TOKEN": "vx11-local-token"})
+    published = load_config({"VX11_GATEWAY_TOKEN": "vx11-local-token", **SIGNING})
     assert "published default" in production_problems(published, "k")[0]
-    assert production_problems(load_config({"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n"}), "k") == []
+    good = {"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n", **SIGNING}
+    assert production_problems(load_config(good), "k") == []
     assert production_problems(load_config({"DJANGO_DEBUG": "true"}), None) == []
-    published_metrics = load_config(
-        {"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n", "VX11_METRICS_TOKEN": "changeme"}
-    )
+    published_metrics = load_config({**good, "VX11_METRICS_TOKEN": "changeme"})
     assert production_problems(published_metrics, "k") == [
         "VX11_METRICS_TOKEN holds a published default token; choose a secret one"
     ]
@@ -142,3 +146,37 @@ def test_the_gunicorn_deployment_refuses_a_published_token(tmp_path, standin):
     )
     assert result.returncode != 0
     assert "published default token" in result.stderr
+
+
+def test_signing_is_on_when_the_secret_is_set_and_off_only_when_said():
+    assert load_config(SIGNING).entryguard.enabled
+    assert not load_config({}).entryguard.enabled
+    off = load_config({**SIGNING, "VX11_ENTRYGUARD_ENABLED": "false"})
+    assert not off.entryguard.enabled
+    # Said on purpose: production mode then starts without the secret.
+    token = {"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n", "VX11_ENTRYGUARD_ENABLED": "false"}
+    assert production_problems(load_config(token), "k") == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VX11_TENTACULO_LINK_SHARED_SECRET": "too-short"}, "is 9 bytes: .* at least 32"),
+        ({"VX11_ENTRYGUARD_ENABLED": "true"}, "VX11_TENTACULO_LINK_SHARED_SECRET is not set"),
+        ({"VX11_ENTRYGUARD_ENABLED": "maybe"}, "VX11_ENTRYGUARD_ENABLED"),
+        ({**SIGNING, "VX11_ENTRYGUARD_SIGNED_PATH": "url"}, "VX11_ENTRYGUARD_SIGNED_PATH"),
+    ],
+)
+def test_a_bad_signing_setting_stops_start_up_naming_it(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env)
+
+
+@pytest.mark.parametrize(
+    "secret", ["x" * 40, "0123456789" * 4, "change-me-to-a-long-random-secret-value", "a1" * 20]
+)
+def test_production_refuses_a_placeholder_secret(secret):
+    env = {"VX11_GATEWAY_TOKEN": "s3cr3t-t0k3n", "VX11_TENTACULO_LINK_SHARED_SECRET": secret}
+    assert production_problems(load_config(env), "k") == [
+        "VX11_TENTACULO_LINK_SHARED_SECRET is a placeholder; generate a random one"
+    ]

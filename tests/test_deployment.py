@@ -139,6 +139,7 @@ def example_env(tmp: Path, **extra: str) -> dict[str, str]:
     values.update(
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         VX11_GATEWAY_TOKEN=secrets.token_urlsafe(32),
+        VX11_TENTACULO_LINK_SHARED_SECRET=secrets.token_hex(32),
         DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
         DJANGO_STATIC_ROOT=str(static),
     )
@@ -178,6 +179,7 @@ def test_env_example_as_shipped_refuses_to_start_until_the_secrets_are_set(tmp_p
     assert result.returncode == 2
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
     assert "VX11_GATEWAY_TOKEN is not set" in result.stderr
+    assert "VX11_TENTACULO_LINK_SHARED_SECRET is not set" in result.stderr
 
 
 def test_check_deploy_with_env_example_warns_only_as_the_readme_explains(tmp_path):

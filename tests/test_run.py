@@ -165,6 +165,10 @@ def test_make_run_on_ports_of_ones_choosing_then_stopped(checkout, tmp_path, sto
             r"^VX11_GATEWAY_TOKEN=(.+)$", (checkout / ".local/demo.env").read_text(), re.M
         )
         assert token
+        # The demo signs for the stand-in's EntryGuard, which refuses what is not signed.
+        through = httpx.get(gateway + "/shub/status", headers={"X-VX11-GW-TOKEN": token[1]})
+        assert through.status_code == 200, through.text
+        assert httpx.get(standin + "/status", timeout=10).status_code == 401
         cleared = httpx.post(
             gateway + "/shub/cache/clear", headers={"X-VX11-GW-TOKEN": token[1]}, timeout=10
         ).json()

@@ -91,7 +91,7 @@ class ThreadlessASGIHandler(ASGIHandler):
         """Django's ``handle()`` minus the signals: read the body, build the request, run the
         view (cancelled if the client goes away first), send the response, then ``finish`` it."""
         try:
-            body_file = await self.read_body(receive)
+            body_file = await self.spool(scope, receive)
         except RequestAborted:
             return
         request, error_response = self.create_request(scope, body_file)
@@ -115,6 +115,11 @@ class ThreadlessASGIHandler(ASGIHandler):
             for response in responses:
                 await self.finish(response)
             body_file.close()
+
+    async def spool(self, scope: dict[str, Any], receive: Any) -> Any:
+        """The request body in a file, read to its end (Django's ``read_body``; a subclass may
+        read it its own way)."""
+        return await self.read_body(receive)
 
     async def finish(self, response: HttpResponseBase) -> None:
         """Release what ``response`` holds, after it was sent or abandoned (instead of Django's

@@ -88,6 +88,9 @@ class HealthCache:
         self.failures = 0
         self._down_until = 0.0
         self._fills: dict[str, asyncio.Future[tuple[Entry, bool]]] = {}
+        # Keys whose last fill in this worker failed (an error, or no 200): no longer served
+        # stale-while-revalidate, only under stale-if-error's rule, until a fill succeeds.
+        self._failing: set[str] = set()
         # Only where clears can be heard (Redis pub/sub): the memory cache is one worker's.
         self.near: NearCache[Entry] | None = (
             NearCache() if bus is not None and config.enabled else None
@@ -135,9 +138,11 @@ class HealthCache:
         entry = await self._read(key, ttl) if result == "MISS" else None
         age = entry.age() if entry is not None else 0.0
         if entry is not None and age < ttl:
+            self._failing.discard(key)  # refreshed (by another worker, maybe)
             self.metrics.cache(name, "hit")
             return replay(entry, "HIT", ttl), "HIT"
-        if entry is not None and age < ttl + resource.stale_while_revalidate:
+        revalidating = key not in self._failing
+        if entry is not None and revalidating and age < ttl + resource.stale_while_revalidate:
             self._filling(key, resource, fetch)  # refreshed in the background; nobody waits
             self.metrics.cache(name, "stale")
             return replay(entry, "STALE", ttl), "STALE"
@@ -179,9 +184,16 @@ class HealthCache:
     def _filled(self, key: str) -> Callable[[asyncio.Future[tuple[Entry, bool]]], None]:
         def done(fill: asyncio.Future[tuple[Entry, bool]]) -> None:
             self._fills.pop(key, None)
-            if not fill.cancelled() and (exc := fill.exception()) is not None:
+            if fill.cancelled():
+                return
+            if (exc := fill.exception()) is not None:
+                self._failing.add(key)
                 # Nobody may be waiting (a refresh behind a stale answer): said here, once.
                 log.info("cache fill failed", extra={"fields": {"key": key, "error": repr(exc)}})
+            elif fill.result()[0].status != 200:
+                self._failing.add(key)
+            else:
+                self._failing.discard(key)
 
         return done
 

@@ -25,7 +25,7 @@ METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PROPFIND"}
     | {"PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH", "REPORT", "PURGE"}
 )
-ERROR_KINDS = ("unavailable", "timeout", "protocol", "body_broken", "circuit_open")
+ERROR_KINDS = ("unavailable", "timeout", "protocol", "body_broken", "circuit_open", "rejected")
 CACHE_KEYS = ("health", "ready", "openapi")
 CACHE_RESULTS = ("hit", "miss", "coalesced", "bypass", "stale")
 POLICIES = ("token", "ip", "auth_failures")

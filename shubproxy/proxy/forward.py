@@ -3,6 +3,7 @@ cache's own fixed GET."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,7 @@ from django.http import HttpRequest
 from ..asgi import trace_context
 from ..config import GatewayConfig
 from ..context import Headers, RequestContext, header
-from ..errors import UpstreamProtocolError
+from ..errors import UpstreamProtocolError, UpstreamRejected
 from ..healthcache.policy import Entry
 from ..resilience import retry
 from ..resilience.upstream import ResilientUpstream
@@ -21,18 +22,27 @@ from . import headers
 from .paths import PREFIX, Route
 from .responses import ProxyResponse
 
+log = logging.getLogger("vx11.proxy")
+
 # Bodies up to this size are sent in one piece; larger ones are read from Django's spool file
 # in chunks of the same size, so memory stays flat whatever the upload size.
 BODY_CHUNK = 256 * 1024
 
 
-def _body(request: HttpRequest) -> tuple[int | None, bytes | AsyncIterator[bytes] | None]:
+def _body(
+    request: HttpRequest, context: RequestContext
+) -> tuple[int | None, bytes | AsyncIterator[bytes] | None]:
     """(Content-Length to announce, content) of the spooled request body."""
     declared = request.META.get("CONTENT_LENGTH")
     if declared:
         length = int(declared)  # the ASGI server has checked it against the bytes received
         return length, request.read() if length <= BODY_CHUNK else _chunks(request)
     if request.META.get("HTTP_TRANSFER_ENCODING"):
+        if context.body_sha256 is not None:
+            # Hashed for the signature, so its length is known: sent with it, which delimits
+            # exactly the bytes the signature covers.
+            length = context.body_length
+            return length, request.read() if length <= BODY_CHUNK else _chunks(request)
         return None, _chunks(request)  # the client streamed it chunked; so do we
     return None, None
 
@@ -58,9 +68,14 @@ async def fetch_for_cache(
     client = shub.client
     started = time.perf_counter()
     response = await shub.send(
-        "GET", client.url_for(target), headers.cache_fill_headers(correlation_id), idempotent=True
+        "GET",
+        client.url_for(target),
+        headers.cache_fill_headers(correlation_id),
+        idempotent=True,
+        correlation_id=correlation_id,
     )
     client.metrics.upstream(route, time.perf_counter() - started)
+    await _check_rejected(response, client)
     body = await client.read(response)
     _check_status(response.status_code, client)
     return Entry(response.status_code, _client_headers(response, config), body, time.time())
@@ -73,6 +88,19 @@ def _check_status(status: int, client: UpstreamClient) -> None:
         # handed over to whatever it speaks next.
         client.metrics.upstream_error("protocol")
         raise UpstreamProtocolError(f"The shub service answered status {status}.")
+
+
+async def _check_rejected(response: httpx.Response, client: UpstreamClient) -> None:
+    """A 401 is shub refusing the gateway's own credentials (the EntryGuard signature, or
+    X-VX11-Token; the client's gateway token never reaches shub): a 502 for the client, the
+    reason shub gave for the operator's log."""
+    if response.status_code != 401:
+        return
+    reason = await client.head_of_body(response)
+    fields = {"reason": reason.decode("utf-8", "replace"), "signed": client.signer is not None}
+    log.warning("shub refused the gateway's credentials", extra={"fields": fields})
+    client.metrics.upstream_error(UpstreamRejected.kind)
+    raise UpstreamRejected()
 
 
 def _client_headers(response: httpx.Response, config: GatewayConfig) -> Headers:
@@ -90,7 +118,7 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
     shub = context.runtime.shub
     client = shub.client
     url = client.url_for(route.target + b"?" + route.query if route.query else route.target)
-    content_length, content = _body(request)
+    content_length, content = _body(request, context)
     client_address = scope["client"][0] if scope.get("client") else None
     trace = trace_context.traceparent(context)
     upstream_headers = headers.upstream_request_headers(
@@ -107,13 +135,23 @@ async def forward(request: HttpRequest, *, route: Route, context: RequestContext
         ]
         upstream_headers.append((b"traceparent", trace))
     method = request.method or "GET"
-    idempotent = retry.idempotent(method, header(scope, b"idempotency-key") is not None)
+    # The key shub gets, not the client's: one named in Connection is dropped on the way.
+    keyed = any(name == b"idempotency-key" for name, _ in upstream_headers)
+    idempotent = retry.idempotent(method, keyed)
     started = time.perf_counter()
     response = await shub.send(
-        method, url, upstream_headers, content, idempotent=idempotent, context=context
+        method,
+        url,
+        upstream_headers,
+        content,
+        idempotent=idempotent,
+        correlation_id=context.correlation_id,
+        body_sha256=context.body_sha256,
+        context=context,
     )
     upstream = context.upstream_seconds = time.perf_counter() - started
     client.metrics.upstream("proxy", upstream)
+    await _check_rejected(response, client)
     try:
         _check_status(response.status_code, client)
     except UpstreamProtocolError:

@@ -25,7 +25,7 @@ from ..asgi.types import Message, Send, send_error
 from ..compat.django import ThreadlessASGIHandler
 from ..context import Headers, of_scope
 from ..errors import ServiceOverloaded, UpstreamBodyError
-from . import views
+from . import spool, views
 from .admission import Refused, admit
 from .responses import ProxyResponse
 
@@ -68,6 +68,12 @@ class ProxyASGIHandler(ThreadlessASGIHandler):
         finally:
             if forwarded:
                 runtime.inflight.leave()
+
+    async def spool(self, scope: dict[str, Any], receive: Any) -> Any:
+        context = of_scope(scope)
+        if context.runtime.upstream.signer is None:
+            return await self.read_body(receive)
+        return await spool.hashed(receive, context)
 
     async def finish(self, response: HttpResponseBase) -> None:
         if isinstance(response, ProxyResponse):

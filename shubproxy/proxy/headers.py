@@ -14,6 +14,7 @@ from ..asgi import correlation
 from ..config import IPNetwork
 from ..context import Headers
 from ..errors import BadRequest
+from ..upstream import entryguard
 from . import auth
 
 VIA = b"1.1 vx11-gateway"
@@ -39,8 +40,13 @@ REAL_IP = b"x-real-ip"
 _FORWARDING = frozenset(
     {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded"}
 )
-_REQUEST_OWNED = frozenset(
-    {b"host", b"content-length", b"via", auth.HEADER, SHUB_TOKEN, correlation.SCOPE_HEADER}
+# The EntryGuard headers are the gateway's to set (upstream.entryguard), signing on or off: a
+# client's could forge or replay one.
+_REQUEST_OWNED = (
+    frozenset(
+        {b"host", b"content-length", b"via", auth.HEADER, SHUB_TOKEN, correlation.SCOPE_HEADER}
+    )
+    | entryguard.HEADERS
 )
 # What upstream frameworks and proxies commonly trust about the client, the route or the
 # method, set by whatever is in front of them: from a client, each is a way to lie to shub

@@ -85,13 +85,21 @@ class Breaker:
             raise CircuitOpen(math.ceil(self.open_until - now))
         if self._probing:
             raise CircuitOpen(1)
+        # Taken before asking Redis, so that concurrent requests of this worker never all
+        # become probes while the answer is awaited (or when Redis cannot give one).
+        self._probing = True
         if self.shared is not None:
-            answer = await self._shared_probe()
+            try:
+                answer = await self._shared_probe()
+            except BaseException:  # cancelled: the cluster's probe may be ours, free it
+                self._probing = False
+                await self._shared_call("release_probe")
+                raise
             if answer != 0:  # still open elsewhere (ms left), or another worker's probe (-1)
+                self._probing = False
                 wait = answer / 1000 if answer > 0 else PROBE_RECHECK
                 self.open_until = self.clock() + wait
                 raise CircuitOpen(math.ceil(wait))
-        self._probing = True
         return True
 
     def succeeded(self) -> None:
@@ -123,9 +131,11 @@ class Breaker:
         if success is None:
             await self._shared_call("release_probe")
         elif success:
-            await self._shared_call("close")
+            # Closed here first: were the cluster's close cut short (cancelled, Redis slow),
+            # this worker would otherwise stay half-open.
             self._close()
             log.warning("circuit closed: shub answered the probe", extra={"fields": {}})
+            await self._shared_call("close")
         else:
             await self._trip("probe_failed")
 
@@ -161,7 +171,6 @@ class Breaker:
     def opened(self, ms: int) -> None:
         """Open for ``ms`` milliseconds from now (this worker's decision, or one heard)."""
         self.closed = False
-        self._probing = False
         self.open_until = self.clock() + ms / 1000
         self._consecutive = 0
         self._recent.reset()

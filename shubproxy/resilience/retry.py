@@ -72,7 +72,7 @@ def retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> f
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone takes "²"
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

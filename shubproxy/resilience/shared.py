@@ -86,7 +86,7 @@ class SharedState:
         self.channel = key_prefix + CHANNEL
         # Longer than a probe can take (its timeouts), so a worker that dies mid-probe frees it.
         self.probe_ms = int(probe_seconds * 1000) + 1000
-        self.lock_id = secrets.token_hex(8)
+        self.lock_id = ""  # the probe lock's value while this worker's probe is out
         self._client = client
         self._trip: Any = client.register_script(TRIP)
         self._probe: Any = client.register_script(PROBE)
@@ -116,6 +116,7 @@ class SharedState:
         return bool(opened), int(ms)
 
     async def try_probe(self) -> int:
+        self.lock_id = secrets.token_hex(8)  # each probe its own: only it may free its lock
         with translated():
             answer = await self._probe(
                 keys=[self.keys[0], self.keys[2]], args=[self.probe_ms, self.lock_id]
@@ -137,7 +138,7 @@ class SharedState:
     def apply(self, message: str) -> None:
         """An announcement of another worker's (or this one's) transition."""
         kind, _, ms = message.partition(" ")
-        if kind == "open" and ms.isdigit():
+        if kind == "open" and ms.isascii() and ms.isdigit():
             self.breaker.opened(int(ms))
         elif kind == "closed":
             self.breaker.heard_closed()
@@ -162,5 +163,8 @@ class SharedState:
                         "breaker announcements not heard (Redis unreachable)",
                         extra={"fields": {"cause": repr(exc.__cause__ or exc)}},
                     )
+                lost = True
+            except Exception:  # a bug must not silence the breaker for the worker's life
+                log.exception("breaker listener failed; subscribing again")
                 lost = True
             await asyncio.sleep(RESUBSCRIBE_AFTER)

@@ -65,6 +65,8 @@ class ResilientUpstream:
         content: Content = None,
         *,
         idempotent: bool,
+        correlation_id: str,
+        body_sha256: str | None = None,
         context: RequestContext | None = None,
     ) -> httpx.Response:
         """The response of the last attempt (its body left to stream), or the gateway error
@@ -73,15 +75,23 @@ class ResilientUpstream:
         if content is not None and not isinstance(content, bytes):
             body = _Body(content)
         started = time.monotonic()
-        self.budget.request()
         attempt = 0
         while True:
             probe = await self._admit()
+            if attempt == 0:
+                self.budget.request()  # a request refused by the breaker is not counted
             attempt += 1
             if context is not None:
                 context.attempts = attempt
             try:
-                response = await self.client.send(method, url, headers, body)
+                response = await self.client.send(
+                    method,
+                    url,
+                    headers,
+                    body,
+                    correlation_id=correlation_id,
+                    body_sha256=body_sha256,
+                )
             except UpstreamError as error:
                 await self._outcome(probe, success=False)
                 reason = error.retry_reason
@@ -97,15 +107,22 @@ class ResilientUpstream:
                 await self._outcome(probe, success=None)
                 raise
             else:
-                status = response.status_code
-                await self._outcome(probe, success=status not in self.failure_statuses)
-                if status not in self.retry.statuses:
-                    return response
-                # None: shub asked for a longer wait than a retry may take; its answer stands.
-                wait = retry_after(response.headers.get("retry-after"))
-                delay = self.backoff.delay(attempt, wait)
-                if delay is None or not self._may_retry(idempotent, attempt, started, body):
-                    return response
+                try:
+                    status = response.status_code
+                    await self._outcome(probe, success=status not in self.failure_statuses)
+                    if status not in self.retry.statuses:
+                        return response
+                    # None: shub asked for a longer wait than a retry may take; its answer
+                    # stands.
+                    wait = retry_after(response.headers.get("retry-after"))
+                    delay = self.backoff.delay(attempt, wait)
+                    if delay is None or not self._may_retry(idempotent, attempt, started, body):
+                        return response
+                except BaseException:
+                    # Cancelled (the client went away) or failed while the outcome was being
+                    # recorded: the response is nobody's, and holds a pooled connection.
+                    await response.aclose()
+                    raise
                 reason = f"status_{status}"
                 await response.aclose()
             self.metrics.retry(reason)

@@ -13,6 +13,7 @@ Created and opened by the worker's lifespan start-up (``shubproxy.runtime``), cl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
@@ -23,6 +24,7 @@ from ..config import GatewayConfig
 from ..context import Headers
 from ..errors import BadRequest, UpstreamBodyError, UpstreamError, UriTooLong
 from ..metrics.recorder import NullRecorder
+from .entryguard import EMPTY_BODY, Signer
 from .errors import translated
 from .transport import AiohttpTransport
 
@@ -52,6 +54,8 @@ class UpstreamClient:
         # The extension every request carries: the transport reads its four bounds from it.
         self.timeouts = {"connect": t.connect, "read": t.read, "write": t.write, "pool": t.pool}
         self._urls = functools.lru_cache(maxsize=URL_CACHE_SIZE)(self._build_url)
+        guard = config.entryguard
+        self.signer = Signer(guard) if guard.enabled else None
         self.closed = False
 
     async def open(self) -> None:
@@ -87,10 +91,22 @@ class UpstreamClient:
         return url
 
     async def send(
-        self, method: str, url: httpx.URL, headers: Headers, content: Content = None
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Headers,
+        content: Content = None,
+        *,
+        correlation_id: str,
+        body_sha256: str | None = None,
     ) -> httpx.Response:
         """Send one request (its body streamed), the response's body left to stream
-        (``body()``); gateway errors only."""
+        (``body()``); gateway errors only. Signed for shub's EntryGuard when it is on:
+        ``body_sha256`` is the digest of ``content``'s bytes (None: there are none)."""
+        if self.signer is not None:
+            digest = body_sha256 or EMPTY_BODY
+            signed = self.signer.headers(method, url.raw_path, digest, correlation_id)
+            headers = [*headers, *signed]
         request = httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": self.timeouts}
         )
@@ -119,6 +135,20 @@ class UpstreamClient:
             raise
         finally:
             await response.aclose()
+
+    async def head_of_body(self, response: httpx.Response, limit: int = 4096) -> bytes:
+        """Up to ``limit`` bytes of the body (for a log line), then the response closed; what
+        failed to arrive is left out."""
+        head = b""
+        try:
+            with translated(), contextlib.suppress(UpstreamError):
+                async for chunk in _stream(response):
+                    head += chunk
+                    if len(head) >= limit:
+                        break
+        finally:
+            await response.aclose()
+        return head[:limit]
 
     async def read(self, response: httpx.Response) -> bytes:
         """The whole body (the health cache's fills, before any answer), then the response

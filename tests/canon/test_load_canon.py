@@ -38,6 +38,7 @@ from shubproxy.asgi import correlation
 from shubproxy.config import CacheConfig
 from shubproxy.healthcache.policy import resources
 from shubproxy.proxy import auth, paths
+from shubproxy.upstream import entryguard
 from tests import servers
 from tests.conftest import SHUB_TOKEN
 from tests.static_gateway import gunicorn_gateway_with_static
@@ -165,7 +166,7 @@ def test_what_the_files_no_longer_hold_disappears_from_the_database(canon_dir):
     expected = canon_json(FLOWS_FILE)["flows"][1]["verification_steps"][:-1]
     assert list(security.steps.values_list("command", flat=True)) == expected
     assert not ShubEndpoint.objects.filter(name="analyze").exists()
-    assert not KnownGap.objects.filter(gap="NO_ENTRYGUARD_SIGNING").exists()
+    assert not KnownGap.objects.filter(gap="NO_REDIS_SENTINEL").exists()
 
 
 @pytest.mark.django_db
@@ -357,7 +358,7 @@ def test_check_reports_drift_and_fails_without_writing(canon_dir):
         f"  ~ file {FLOWS_FILE} (sha256 differ)",
         f"  ~ file {SHUB_FILE} (sha256 differ)",
         "  ~ flow SHUB_PROXY_PHASE2_READY (description differ)",
-        "  - known gap NO_ENTRYGUARD_SIGNING",
+        "  - known gap NO_REDIS_SENTINEL",
     ]
     assert database() == before
 
@@ -407,6 +408,11 @@ def test_canon_proxy_details_match_the_gateway():
     assert details["auth_header"].lower().encode() == auth.HEADER
     assert details["correlation_header"] == correlation.HEADER
     assert details["token_forwarded_upstream"] is False
+    guard = details["entry_guard"]
+    assert {name.lower().encode() for name in guard["headers"]} == entryguard.HEADERS
+    assert guard["entry"].encode() == entryguard.ENTRY
+    assert guard["secret_env"] == config.ENTRYGUARD_SECRET
+    assert "upstream_rejected" in guard["refused_by_shub"]
     assert shub["module"]["internal_port"] == urlsplit(config.DEFAULT_UPSTREAM).port
     assert shub["module"]["published_port"] is None
 

@@ -31,7 +31,7 @@ GAUGES = {
 LABEL_VALUES = {
     "route": {"proxy", "health", "ready", "openapi", "cache_clear", "ratelimit_status"}
     | {"probe", "site", "refused"},
-    "kind": {"unavailable", "timeout", "protocol", "body_broken", "circuit_open"},
+    "kind": {"unavailable", "timeout", "protocol", "body_broken", "circuit_open", "rejected"},
     "key": {"health", "ready", "openapi"},
     "result": {"hit", "miss", "coalesced", "bypass", "stale"},
     "policy": {"token", "ip", "auth_failures"},

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shubproxy.metrics import series
 from tests import servers
 
 TOKEN = {"X-VX11-GW-TOKEN": servers.TOKENS[0]}
@@ -220,10 +221,9 @@ def test_upstream_failures_are_counted_by_kind(tmp_path):
             with pytest.raises(httpx.RemoteProtocolError):
                 client.get("/shub/cut", headers=TOKEN)
         found = scrape(metrics)
-    kinds = {kind: value(found, errors, kind=kind) for kind in
-             ("unavailable", "timeout", "protocol", "body_broken", "circuit_open")}  # fmt: skip
+    kinds = {kind: value(found, errors, kind=kind) for kind in series.ERROR_KINDS}
     assert kinds == {"unavailable": 0, "timeout": 1, "protocol": 1, "body_broken": 1,
-                     "circuit_open": 0}  # fmt: skip
+                     "circuit_open": 0, "rejected": 0}  # fmt: skip
     assert value(found, "vx11_gateway_requests_total", route="proxy", method="GET", code="502") == 1
     assert value(found, "vx11_gateway_requests_total", route="proxy", method="GET", code="504") == 1
 

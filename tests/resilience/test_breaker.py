@@ -13,6 +13,7 @@ import pytest
 from shubproxy.config import BreakerConfig
 from shubproxy.errors import CircuitOpen
 from shubproxy.resilience.breaker import Breaker
+from shubproxy.store.errors import RedisUnavailable
 
 from .clock import FakeClock
 
@@ -169,3 +170,59 @@ def test_each_transition_is_logged_once(caplog):
         "open_s": 2.0,
         "shared": False,
     }
+
+
+class DownShared:
+    """Redis unreachable: every shared call fails, after a turn of the loop."""
+
+    async def _fail(self, *args: object) -> Any:
+        await asyncio.sleep(0)
+        raise RedisUnavailable("down")
+
+    trip = try_probe = close = release_probe = _fail
+
+
+def test_with_redis_down_concurrent_requests_still_make_one_probe():
+    clock = FakeClock()
+    b = breaker(clock)
+    b.shared = DownShared()
+    run(fail(b, 5))
+    clock.advance(2.5)
+
+    async def admit_all() -> list[object]:
+        async def one() -> object:
+            try:
+                return await b.admit()
+            except CircuitOpen:
+                return "refused"
+
+        return list(await asyncio.gather(*(one() for _ in range(50))))
+
+    outcomes = run(admit_all())
+    assert outcomes.count(True) == 1 and outcomes.count("refused") == 49
+
+
+class SlowShared(DownShared):
+    async def close(self, *args: object) -> Any:
+        await asyncio.sleep(10)
+
+
+def test_a_probe_cancelled_while_the_cluster_is_told_still_closes_this_worker():
+    clock = FakeClock()
+    b = breaker(clock)
+    b.shared = SlowShared()
+    b._trips = 1
+    b.opened(2000)
+    clock.advance(2.5)
+
+    async def scenario() -> None:
+        b.shared = None  # the probe is given alone
+        assert await b.admit() is True
+        b.shared = SlowShared()
+        task = asyncio.ensure_future(b.probe_done(True))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(scenario())
+    assert b.closed

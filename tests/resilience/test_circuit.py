@@ -35,11 +35,7 @@ BREAKER = {
 def standin_on(
     port: int, tmp: Path, **env: str
 ) -> contextlib.AbstractContextManager[servers.Server]:
-    args = [servers.PYTHON, "-m", "standin", "--port", str(port)]
-    return servers.run(
-        args, env=servers.base_env(**env), ready_path="/__stats", port=port,
-        log=tmp / f"standin-{time.monotonic_ns()}.log",
-    )  # fmt: skip
+    return servers.standin(tmp, port=port, **env)
 
 
 def journal(url: str, prefix: str) -> list[dict[str, Any]]:

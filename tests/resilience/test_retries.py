@@ -129,3 +129,48 @@ def test_a_streamed_body_shub_has_taken_is_not_sent_again(standin, tmp_path):
             small = c.put("/shub/status/503", content=b"x" * 1000, headers=TOKEN)
     assert big.status_code == small.status_code == 503
     assert len(journal(standin.url, "/status/503")) == 1 + 3  # big once, small with 2 retries
+
+
+def test_an_idempotency_key_the_client_names_in_connection_does_not_make_a_post_retried(
+    standin, tmp_path
+):
+    # Named in Connection, the key is hop-by-hop: dropped, so shub never sees it, and the
+    # POST is not idempotent for shub.
+    httpx.post(f"{standin.url}/__reset")
+    with servers.uvicorn_gateway(standin.url, tmp_path, **RETRIES) as gateway:
+        with httpx.Client(base_url=gateway.url) as c:
+            for _ in range(20):
+                c.get("/shub/echo/warm", headers=TOKEN)
+            hop = {**TOKEN, "Connection": "idempotency-key", "Idempotency-Key": "k-1"}
+            assert c.post("/shub/status/503", content=b"x", headers=hop).status_code == 503
+    sent = journal(standin.url, "/status/503")
+    assert len(sent) == 1
+    assert not any(name == "idempotency-key" for name, _ in sent[0]["headers"])
+
+
+def answer_503_with(retry_after: bytes):
+    """A raw shub answering every request 503 with this Retry-After, then closing."""
+
+    def answer(conn):
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: " + retry_after
+                + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )  # fmt: skip
+
+    return servers.tcp_server(answer)
+
+
+def test_a_retry_after_no_client_library_would_parse_is_passed_on_and_loses_no_connection(
+    tmp_path,
+):
+    env = {**RETRIES, "VX11_UPSTREAM_MAX_CONNECTIONS": "2", "VX11_UPSTREAM_POOL_TIMEOUT": "0.5"}
+    with (
+        answer_503_with("²".encode()) as url,
+        servers.uvicorn_gateway(url, tmp_path, **env) as gateway,
+        httpx.Client(base_url=gateway.url) as c,
+    ):
+        # More requests than pooled connections: one lost per bad Retry-After would show.
+        statuses = [c.get(f"/shub/echo/{n}", headers=TOKEN).status_code for n in range(6)]
+    assert statuses == [503] * 6

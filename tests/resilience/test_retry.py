@@ -80,3 +80,8 @@ def test_retry_after_in_seconds_or_as_an_http_date():
 @pytest.mark.parametrize("value", [None, "", "-1", "1.5", "soon", "Mon, 99 Foo 2026 00:00:00"])
 def test_a_missing_or_malformed_retry_after_is_none(value):
     assert retry_after(value) is None
+
+
+@pytest.mark.parametrize("value", ["²", "¹0", "٣"])  # digits to str.isdigit(), not to HTTP
+def test_a_retry_after_of_non_ascii_digits_is_malformed(value):
+    assert retry_after(value) is None

@@ -162,3 +162,15 @@ def test_without_redis_each_worker_decides_alone_and_says_so_once(private_redis,
         scenario(private_redis.url, 2, body)
     finally:
         private_redis.start()
+
+
+def test_a_malformed_announcement_does_not_silence_the_listener(redis_url):
+    async def body(all_: list[Worker]) -> None:
+        (w,) = all_
+        client = w.client
+        await client.publish(w.shared.channel, "open ²")
+        await client.publish(w.shared.channel, "open")
+        await client.publish(w.shared.channel, "open 5000")
+        await until(lambda: not w.breaker.closed)
+
+    scenario(redis_url, 1, body)

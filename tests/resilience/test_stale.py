@@ -114,3 +114,24 @@ def test_openapi_is_served_stale_while_shub_fails_and_while_the_breaker_is_open(
         assert count(standin, "/openapi.json") == before
         refused = c.get("/shub/health")
         assert refused.status_code == 503 and refused.json()["error"] == "circuit_open"
+
+
+def test_once_a_refresh_failed_health_is_no_longer_served_stale(standin, redis_url, tmp_path):
+    with (
+        cached(standin, redis_url, tmp_path, workers=1) as gateway,
+        httpx.Client(base_url=gateway.url) as c,
+    ):
+        assert c.get("/shub/health").headers["x-cache"] == "MISS"
+        httpx.post(f"{standin.url}/__health", params={"status": 503})
+        time.sleep(1.3)
+        # Served stale once, while its refresh finds shub failing...
+        stale = c.get("/shub/health")
+        assert stale.status_code == 200 and stale.headers["x-cache"] == "STALE"
+        time.sleep(0.5)
+        # ...then the truth: a stale "healthy" would lie (stale-if-error is 0 for it).
+        later = [c.get("/shub/health") for _ in range(3)]
+        assert {r.status_code for r in later} == {503}
+        assert all(r.headers["x-cache"] != "STALE" for r in later)
+        httpx.post(f"{standin.url}/__health", params={"status": 200})
+        assert c.get("/shub/health").status_code == 200  # and a success ends it
+        assert c.get("/shub/health").headers["x-cache"] == "HIT"

@@ -151,7 +151,7 @@ def test_targets_httpx_cannot_take_are_client_errors_and_a_closed_client_unavail
     async def after_close() -> None:
         await client.open()
         await client.aclose()
-        await client.send("GET", client.url_for(b"/echo/q"), [])
+        await client.send("GET", client.url_for(b"/echo/q"), [], correlation_id="c")
 
     with pytest.raises(ShubUnavailable):
         asyncio.run(after_close())
