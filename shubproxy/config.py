@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .ratelimit.policy import Policy, RateError, parse_rate
@@ -161,14 +161,15 @@ class MetricsConfig:
     bind: tuple[str, int] = ("127.0.0.1", 9108)
     # Besides loopback, the networks allowed to scrape without a token.
     allow: tuple[IPNetwork, ...] = ()
-    token: bytes | None = None  # Authorization: Bearer <token> lets anyone else scrape
+    # Authorization: Bearer <token> lets anyone else scrape
+    token: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class EntryGuardConfig:
     """Signing every upstream request for shub's EntryGuard (``upstream.entryguard``)."""
 
-    secret: bytes | None = None
+    secret: bytes | None = field(default=None, repr=False)  # never in a repr or an error page
     enabled: bool = False  # default: on when the secret is set
     switched_off: bool = False  # VX11_ENTRYGUARD_ENABLED=false, said on purpose
     # What the signature's PATH line holds: the path as sent (``path``), or with "?query"
@@ -179,8 +180,8 @@ class EntryGuardConfig:
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     upstream: str = DEFAULT_UPSTREAM
-    gateway_tokens: tuple[bytes, ...] = ()
-    shub_token: str | None = None
+    gateway_tokens: tuple[bytes, ...] = field(default=(), repr=False)
+    shub_token: str | None = field(default=None, repr=False)
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
     max_connections: int = 100
     max_body_bytes: int = 100 * MIB

@@ -221,6 +221,9 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
             _json({"cookies": 2}),
             [(b"set-cookie", b"a=1; Path=/; HttpOnly"), (b"set-cookie", b"b=2; Path=/; Secure")],
         )
+    elif path == "/challenge":  # a 401 for the client's own credentials, with its challenge
+        challenge = [(b"www-authenticate", b'Bearer realm="shub"')]
+        await _send(send, 401, _json({"error": "credentials_required"}), challenge)
     elif path == "/redirect":
         await _send(send, 302, b"", [(b"location", b"/health")])
     elif path == "/hop-by-hop":
@@ -299,12 +302,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         }
         journal.append(entry)
         if guard is not None and guard.guards(scope):
+            arrived = time.time()  # the head's time: a long upload is not a stale request
             body = await entryguard.spooled(receive)
             if body is None:
                 return
             digest, receive = body
             try:
-                guard.check(scope, digest)
+                guard.check(scope, digest, arrived=arrived)
             except entryguard.Refused as refused:
                 entry["refused"] = str(refused)
                 error = {"error": "entryguard_refused", "detail": str(refused)}

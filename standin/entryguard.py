@@ -6,8 +6,8 @@ path, with ``?query`` when VX11_ENTRYGUARD_SIGNED_PATH=path_query), a timestamp 
 the stand-in's clock, and a nonce never seen in the last 120 s. Anything else is answered 401
 with JSON naming what was wrong, and the request goes no further.
 
-The body is read (into a spool: memory up to 1 MiB, then a temporary file) and hashed before
-anything is answered, then replayed to the route as it came.
+The body is read (one message kept as it is; more into a spool: memory up to 1 MiB, then a
+temporary file) and hashed before anything is answered, then replayed to the route.
 
 Written from the contract, not from the gateway's code (``shubproxy.upstream.entryguard``), so
 that a mistake in one is not copied into the other.
@@ -61,8 +61,9 @@ class Guard:
         path: str = scope["path"]
         return path not in PUBLIC and not path.startswith("/__")
 
-    def check(self, scope: Scope, body_sha256: str) -> None:
-        """Raise ``Refused`` unless the request is the gateway's, signed, and new."""
+    def check(self, scope: Scope, body_sha256: str, *, arrived: float | None = None) -> None:
+        """Raise ``Refused`` unless the request is the gateway's, signed, and new (its time
+        judged against ``arrived``, when its head came, by default now)."""
         given: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1").lower()
@@ -74,13 +75,15 @@ class Guard:
             raise Refused(f"missing {', '.join(missing)}")
         if given["entry"] != "tentaculo_link":
             raise Refused(f"x-vx11-entry is {given['entry']!r}, not 'tentaculo_link'")
-        if not given["timestamp"].isdigit():
+        stamp = given["timestamp"]
+        if not (stamp.isascii() and stamp.isdigit()):
             raise Refused("x-vx11-timestamp is not Unix seconds")
         now = self.clock()
-        if abs(now - int(given["timestamp"])) > MAX_SKEW:
+        if abs((now if arrived is None else arrived) - int(stamp)) > MAX_SKEW:
             raise Refused(f"x-vx11-timestamp is more than {MAX_SKEW} s from this clock")
-        if len(given["nonce"]) < 32:
-            raise Refused("x-vx11-nonce is shorter than 128 bits of hex")
+        nonce = given["nonce"]
+        if len(nonce) < 32 or not all(c in "0123456789abcdefABCDEF" for c in nonce):
+            raise Refused("x-vx11-nonce is not 128 bits or more of hex")
         path = scope.get("raw_path") or scope["path"].encode("latin-1")
         if self.with_query and scope.get("query_string"):
             path += b"?" + scope["query_string"]
@@ -96,7 +99,7 @@ class Guard:
             ]
         )
         expected = hmac.new(self.secret, signed.encode("latin-1"), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, given["signature"]):
+        if not hmac.compare_digest(expected.encode(), given["signature"].encode("latin-1")):
             raise Refused("x-vx11-signature does not match")
         self._forget_before(now - NONCE_SECONDS)
         if given["nonce"] in self.nonces:
@@ -111,18 +114,33 @@ class Guard:
 async def spooled(receive: Receive) -> tuple[str, Receive] | None:
     """The body's SHA-256, and a ``receive`` that replays it then passes on what follows; None
     if the client went away first."""
+    first = await receive()
+    if first["type"] == "http.disconnect":
+        return None
+    if not first.get("more_body", False):  # the whole body in one message (or none): kept
+        sent = False
+
+        async def again() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return first
+
+        return hashlib.sha256(first.get("body", b"")).hexdigest(), again
     digest = hashlib.sha256()
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+    message = first
     while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            spool.close()
-            return None
         chunk = message.get("body", b"")
         digest.update(chunk)
         spool.write(chunk)
         if not message.get("more_body", False):
             break
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            spool.close()
+            return None
     size = spool.tell()
     spool.seek(0)
     done = False

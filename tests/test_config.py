@@ -180,3 +180,17 @@ def test_production_refuses_a_placeholder_secret(secret):
     assert production_problems(load_config(env), "k") == [
         "VX11_TENTACULO_LINK_SHARED_SECRET is a placeholder; generate a random one"
     ]
+
+
+def test_no_secret_shows_in_the_configs_repr():
+    config = load_config(
+        {
+            **SIGNING,
+            "VX11_GATEWAY_TOKEN": "gateway-token-xyz",
+            "VX11_SHUB_TOKEN": "shub-token-xyz",
+            "VX11_METRICS_TOKEN": "metrics-token-xyz",
+        }
+    )
+    shown = repr(config)
+    for secret in (*SIGNING.values(), "gateway-token-xyz", "shub-token-xyz", "metrics-token-xyz"):
+        assert secret not in shown

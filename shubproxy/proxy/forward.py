@@ -35,7 +35,9 @@ def _body(
     """(Content-Length to announce, content) of the spooled request body."""
     declared = request.META.get("CONTENT_LENGTH")
     if declared:
-        length = int(declared)  # the ASGI server has checked it against the bytes received
+        # The ASGI server has read exactly that many bytes (both framings at once were refused
+        # before, in asgi.request_checks).
+        length = int(declared)
         return length, request.read() if length <= BODY_CHUNK else _chunks(request)
     if request.META.get("HTTP_TRANSFER_ENCODING"):
         if context.body_sha256 is not None:
@@ -91,10 +93,11 @@ def _check_status(status: int, client: UpstreamClient) -> None:
 
 
 async def _check_rejected(response: httpx.Response, client: UpstreamClient) -> None:
-    """A 401 is shub refusing the gateway's own credentials (the EntryGuard signature, or
-    X-VX11-Token; the client's gateway token never reaches shub): a 502 for the client, the
-    reason shub gave for the operator's log."""
-    if response.status_code != 401:
+    """A 401 without a challenge is shub refusing the gateway's own credentials (the EntryGuard
+    signature, or X-VX11-Token: the client's gateway token never reaches shub): a 502 for the
+    client, the reason shub gave for the operator's log. A 401 with ``WWW-Authenticate`` (RFC
+    9110 15.5.2) asks the client for credentials of its own, and passes through."""
+    if response.status_code != 401 or "www-authenticate" in response.headers:
         return
     reason = await client.head_of_body(response)
     fields = {"reason": reason.decode("utf-8", "replace"), "signed": client.signer is not None}

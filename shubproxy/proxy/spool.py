@@ -59,9 +59,11 @@ async def hashed(receive: Any, context: RequestContext) -> IO[bytes]:
             await hashing
         _update(digest, pending)
     except BaseException:
-        if hashing is not None:
-            await asyncio.gather(hashing, return_exceptions=True)  # it uses the digest
-        body_file.close()
+        try:
+            if hashing is not None:
+                await asyncio.gather(hashing, return_exceptions=True)  # it uses the digest
+        finally:
+            body_file.close()
         raise
     body_file.seek(0)
     if length:

@@ -153,3 +153,10 @@ def test_a_refused_signature_is_the_gateways_502_not_the_clients_401(
     refused = [json.loads(x) for x in lines if "refused the gateway's credentials" in x]
     assert len(refused) == 1 and reason in refused[0]["reason"]
     assert reason not in answer.text
+
+
+def test_a_401_that_asks_the_client_for_credentials_passes_through(client, token):
+    answer = client.get("/shub/challenge", headers=token)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="shub"'
+    assert answer.json()["error"] == "credentials_required"

@@ -3,11 +3,14 @@ refused 401 with JSON naming why; shub's public paths and the stand-in's control
 
 from __future__ import annotations
 
+import hashlib
 import time
+from typing import Any
 
 import httpx
 import pytest
 
+from standin.entryguard import Guard, Refused
 from tests.environment import ENTRYGUARD_SECRET
 from tests.signing import SignedForShub, signature
 
@@ -81,3 +84,38 @@ def test_another_entry_is_refused(direct):
     signed = next(SignedForShub().auth_flow(request))
     signed.headers["X-VX11-Entry"] = "madre"
     refused(direct.send(signed), "not 'tentaculo_link'")
+
+
+def signed_scope(method: str = "POST", body: bytes = b"x") -> dict[str, Any]:
+    request = httpx.Request(method, "http://shub/echo/upload", content=body)
+    signed = next(SignedForShub().auth_flow(request))
+    return {
+        "method": method,
+        "path": "/echo/upload",
+        "raw_path": b"/echo/upload",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in signed.headers.items()],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(b"x-vx11-timestamp", "²"), (b"x-vx11-signature", "é" * 64), (b"x-vx11-nonce", "z" * 32)],
+)
+def test_malformed_headers_are_refused_not_an_error(name, value):
+    # Bytes no client library sends, as a raw socket could (latin-1 in the ASGI scope).
+    scope = signed_scope()
+    scope["headers"] = [
+        (n, value.encode("latin-1") if n == name else v) for n, v in scope["headers"]
+    ]
+    with pytest.raises(Refused):
+        Guard(ENTRYGUARD_SECRET.encode()).check(scope, hashlib.sha256(b"x").hexdigest())
+
+
+def test_the_time_is_judged_when_the_head_arrived_not_after_a_long_upload():
+    guard = Guard(ENTRYGUARD_SECRET.encode(), clock=lambda: time.time() + 300)
+    scope = signed_scope()
+    digest = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(Refused, match="more than 30 s"):
+        guard.check(scope, digest)  # judged after the 5-minute upload
+    guard.check(scope, digest, arrived=time.time())  # judged when its head came
