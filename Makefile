@@ -42,7 +42,7 @@ test: lint redis-server prometheus browser
 	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
 	fi
 
-# The tests need a real Redis: the local one if it answers, else a private redis-server that
+# The tests need a real Redis: private redis-servers of their own, which
 # the suite starts itself. Install the server when it is missing and we may (root, apt).
 redis-server:
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \

@@ -13,7 +13,8 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .ratelimit.policy import Policy, RateError, parse_rate
 
@@ -53,8 +54,9 @@ class CacheConfig:
     """The health cache: which upstream answers are kept, and for how long (seconds)."""
 
     enabled: bool = True
-    redis_url: str | None = None
-    key_prefix: str = ""
+    # Before every key and channel name the gateway uses in Redis (what an ACL user's ~ and &
+    # patterns name): instances with different prefixes on one Redis never meet.
+    key_prefix: str = "vx11:"
     ttl_health: int = 60
     ttl_ready: int = 60
     ttl_openapi: int = 300
@@ -73,6 +75,54 @@ class CacheConfig:
     def stale_if_error(self, resource: str) -> int:
         seconds: int = getattr(self, f"stale_if_error_{resource}")
         return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """The one Redis every shared feature uses (cache, clears, rate limits, breaker), read from
+    ``VX11_REDIS_*``: a server (``redis://``, ``rediss://``, ``unix://``) or a primary that
+    Sentinels watch. Both Django's sync client and the gateway's async one are built from it
+    (``shubproxy.store.connection``)."""
+
+    url: str | None = field(default=None, repr=False)  # as set: it may hold a password
+    scheme: str = "redis"  # redis, rediss (TLS) or unix
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # unix://
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None  # rediss: the CA to trust (else the system store)
+    cert_file: str | None = None  # rediss: a client certificate, for tls-auth-clients
+    key_file: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    # The longest any Redis call of the async side may take, pool wait, connect and reply
+    # included, before the feature's fail-open (or fail-closed) answer applies.
+    timeout: float = 0.25
+    socket_timeout: float = 0.25  # per socket operation (?socket_timeout=), both sides
+    connect_timeout: float = 0.25  # ?socket_connect_timeout=
+    max_connections: int = 100  # per worker; a burst beyond it waits, within ``timeout``
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None or bool(self.sentinels)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "rediss"
+
+    @property
+    def where(self) -> str:
+        """Where it is, for logs and ``/readyz``: never a password."""
+        if self.sentinels:
+            sentinels = ",".join(f"{h}:{p}" for h, p in self.sentinels)
+            return f"sentinel {self.sentinel_master} via {sentinels}, db {self.db}"
+        if self.path:
+            return f"unix:{self.path}, db {self.db}"
+        return f"{self.scheme}://{self.host}:{self.port}/{self.db}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +237,7 @@ class GatewayConfig:
     max_body_bytes: int = 100 * MIB
     trusted_proxies: tuple[IPNetwork, ...] = ()
     cache: CacheConfig = CacheConfig()
+    redis: RedisConfig = RedisConfig()
     client: ClientLimits = ClientLimits()
     rate_limit: RateLimitConfig = RateLimitConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -382,25 +433,141 @@ def _metrics(env: Mapping[str, str]) -> MetricsConfig:
     )
 
 
-def _redis_url(env: Mapping[str, str]) -> str | None:
-    for name in ("VX11_REDIS_URL", "REDIS_URL"):
-        if value := _text(env, name):
-            parts = urlsplit(value)
-            if parts.scheme not in {"redis", "rediss", "unix"}:
-                raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
+REDIS_URL_OPTIONS = frozenset({"db", "socket_timeout", "socket_connect_timeout"})
+
+
+def _redis(env: Mapping[str, str]) -> RedisConfig:
+    timeout = _positive_number(env, "VX11_REDIS_TIMEOUT", 0.25)
+    max_connections = parse_positive_int(env, "VX11_REDIS_MAX_CONNECTIONS", 100)
+    name, url = next(
+        ((n, v) for n in ("VX11_REDIS_URL", "REDIS_URL") if (v := _text(env, n))), (None, None)
+    )
+    sentinels = _sentinels(env)
+    tls_files = {
+        f"VX11_REDIS_{what}": value
+        for what in ("CA_FILE", "CLIENT_CERT", "CLIENT_KEY")
+        if (value := _text(env, f"VX11_REDIS_{what}"))
+    }
+    if url is None and not sentinels:
+        for orphan in (*tls_files, "VX11_REDIS_SENTINEL_MASTER"):
+            if _text(env, orphan):
+                raise ConfigError(f"{orphan} is set but VX11_REDIS_URL is not")
+        return RedisConfig(timeout=timeout, max_connections=max_connections)
+    fields = _redis_url(name, url) if name and url else {}
+    scheme = fields.get("scheme", "redis")
+    for setting, path in tls_files.items():
+        if scheme != "rediss":
+            raise ConfigError(f"{setting} is set but the Redis URL is not rediss:// (TLS)")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"{setting}={path!r} is not a readable file")
+    if ("VX11_REDIS_CLIENT_CERT" in tls_files) != ("VX11_REDIS_CLIENT_KEY" in tls_files):
+        raise ConfigError("VX11_REDIS_CLIENT_CERT and VX11_REDIS_CLIENT_KEY go together")
+    master = _text(env, "VX11_REDIS_SENTINEL_MASTER")
+    if sentinels:
+        if master is None:
+            raise ConfigError("VX11_REDIS_SENTINELS is set but VX11_REDIS_SENTINEL_MASTER is not")
+        if scheme == "unix":
+            raise ConfigError(f"{name} is a unix:// URL, but Sentinel names TCP primaries")
+        if fields.get("host", master) != master:
+            raise ConfigError(
+                f"{name} names host {fields['host']!r}, but with VX11_REDIS_SENTINELS the "
+                "sentinels say where the primary is: write redis[s]://[user:password@]"
+                f"{master}/<db>, or leave it unset"
+            )
+        fields.pop("host", None)
+        fields.pop("port", None)
+    elif master is not None:
+        raise ConfigError("VX11_REDIS_SENTINEL_MASTER is set but VX11_REDIS_SENTINELS is not")
+    socket = fields.pop("socket_timeout", timeout)
+    connect = fields.pop("socket_connect_timeout", timeout)
+    return RedisConfig(
+        url=url or f"redis://{master}",
+        **fields,
+        ca_file=tls_files.get("VX11_REDIS_CA_FILE"),
+        cert_file=tls_files.get("VX11_REDIS_CLIENT_CERT"),
+        key_file=tls_files.get("VX11_REDIS_CLIENT_KEY"),
+        sentinels=sentinels,
+        sentinel_master=master,
+        sentinel_username=_text(env, "VX11_REDIS_SENTINEL_USERNAME"),
+        sentinel_password=_text(env, "VX11_REDIS_SENTINEL_PASSWORD"),
+        timeout=timeout,
+        socket_timeout=socket,
+        connect_timeout=connect,
+        max_connections=max_connections,
+    )
+
+
+def _redis_url(name: str, url: str) -> dict[str, Any]:
+    """The parts of a ``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py reads them."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port") from None
+    fields: dict[str, Any] = {"scheme": parts.scheme}
+    if parts.username:
+        fields["username"] = unquote(parts.username)
+    if parts.password:
+        fields["password"] = unquote(parts.password)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if unknown := sorted(set(query) - REDIS_URL_OPTIONS):
+        raise ConfigError(
+            f"{name} holds ?{unknown[0]}=, which the gateway does not honour (it reads db, "
+            "socket_timeout and socket_connect_timeout; TLS files are VX11_REDIS_CA_FILE, ...)"
+        )
+    db: str | None = query["db"][-1] if "db" in query else None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigError(f"{name} must name a socket: unix:///path/to/redis.sock")
+        fields["path"] = unquote(parts.path)
+    else:
+        if parts.hostname:
+            fields["host"] = parts.hostname
+        fields["port"] = port or 6379
+        if parts.path.strip("/"):
+            db = parts.path.strip("/")
+    if db is not None:
+        if not db.isdigit():
+            raise ConfigError(f"{name} names database {db!r}: it must be a number")
+        fields["db"] = int(db)
+    for option in ("socket_timeout", "socket_connect_timeout"):
+        if option in query:
             try:
-                parts.port  # noqa: B018 - urlsplit validates the port lazily
+                seconds = float(query[option][-1])
             except ValueError:
-                raise ConfigError(f"{name} has an invalid port") from None
-            return value
-    return None
+                seconds = 0
+            if not 0 < seconds < float("inf"):
+                raise ConfigError(f"{name} has ?{option}= that is not seconds > 0")
+            fields[option] = seconds
+    return fields
+
+
+def _sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    name = "VX11_REDIS_SENTINELS"
+    found = []
+    for item in parse_list(env, name):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} holds {item!r}: each sentinel is host:port")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
+
+
+def _key_prefix(env: Mapping[str, str]) -> str:
+    name = "VX11_CACHE_KEY_PREFIX"
+    prefix = _text(env, name) or "vx11:"
+    # Redis ACL patterns (~prefix*, &prefix*) treat these as glob syntax.
+    if not prefix.isascii() or not prefix.isprintable() or any(c in prefix for c in " *?[]\\"):
+        raise ConfigError(f"{name}={prefix!r} must be printable ASCII without spaces or * ? [ ] \\")
+    return prefix
 
 
 def _cache(env: Mapping[str, str]) -> CacheConfig:
     return CacheConfig(
         enabled=parse_bool(env, "VX11_CACHE_ENABLED", True),
-        redis_url=_redis_url(env),
-        key_prefix=env.get("VX11_CACHE_KEY_PREFIX", "").strip(),
+        key_prefix=_key_prefix(env),
         ttl_health=parse_positive_int(env, "VX11_CACHE_TTL_HEALTH", 60),
         ttl_ready=parse_positive_int(env, "VX11_CACHE_TTL_READY", 60),
         ttl_openapi=parse_positive_int(env, "VX11_CACHE_TTL_OPENAPI", 300),
@@ -582,6 +749,7 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         max_body_bytes=parse_positive_int(env, "VX11_MAX_BODY_BYTES", 100 * MIB),
         trusted_proxies=_trusted_proxies(env),
         cache=_cache(env),
+        redis=_redis(env),
         client=_client(env),
         rate_limit=_rate_limit(env, tokens),
         metrics=_metrics(env),

@@ -9,9 +9,8 @@ created by a first request.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-
-import redis.asyncio
 
 from .config import GatewayConfig
 from .healthcache.backend import EntryStore, MemoryEntries, RedisEntries
@@ -23,9 +22,11 @@ from .resilience.breaker import Breaker
 from .resilience.inflight import InflightLimit
 from .resilience.shared import SharedState
 from .resilience.upstream import ResilientUpstream
-from .store import connection
 from .store.bus import Bus
+from .store.connection import RedisConnections
 from .upstream.client import UpstreamClient
+
+log = logging.getLogger("vx11.redis")
 
 
 @dataclass
@@ -35,36 +36,39 @@ class Runtime:
     shub: ResilientUpstream  # the upstream client behind the breaker, with retries
     health: HealthCache
     limiter: RateLimiter | None  # None: rate limiting off (VX11_RATE_LIMIT_ENABLED=false)
-    redis: redis.asyncio.Redis | None
+    redis: RedisConnections | None
     metrics: NullRecorder  # a Recorder when VX11_METRICS_ENABLED, else recording nothing
     inflight: InflightLimit
     shared_breaker: SharedState | None = None
 
     @classmethod
     async def start(cls, config: GatewayConfig) -> Runtime:
-        from django.conf import settings
         from django.core.cache import caches
+        from django.core.exceptions import ImproperlyConfigured
+        from django_redis.cache import RedisCache
 
-        # Settings first: one the Redis layer cannot honour stops start-up before anything opens.
-        options = (
-            connection.options_of(settings.CACHES["default"]) if config.cache.redis_url else None
-        )
+        # Checked before anything opens: the health cache stores through django-redis's codec.
+        if config.redis.enabled and not isinstance(caches["default"], RedisCache):
+            raise ImproperlyConfigured(
+                "VX11_REDIS_* names a Redis, but CACHES['default'] is not django-redis: use the "
+                "CACHES that vx11site/settings.py builds from the same settings"
+            )
         metrics = recorder(config.metrics.enabled)
         upstream = UpstreamClient(config, metrics=metrics)
         await upstream.open()
-        client = connection.connect(options) if options else None
+        connections = RedisConnections(config.redis) if config.redis.enabled else None
+        client = connections.client if connections else None
+        prefix = config.cache.key_prefix
         store: EntryStore = (
             RedisEntries(client, caches["default"]) if client else MemoryEntries(caches["default"])
         )
         t = config.timeouts
         one_request = t.pool + t.connect + t.write + t.read  # the longest a request to shub takes
-        bus = Bus(client, options) if client and options else None
+        bus = Bus(connections, key_prefix=prefix) if connections else None
         breaker = Breaker(config.breaker, metrics=metrics) if config.breaker.enabled else None
         shared = None
-        if breaker is not None and client is not None and bus is not None and options:
-            shared = SharedState(
-                breaker, client, bus, key_prefix=options.key_prefix, probe_seconds=one_request
-            )
+        if breaker is not None and client is not None and bus is not None:
+            shared = SharedState(breaker, client, bus, key_prefix=prefix, probe_seconds=one_request)
         shub = ResilientUpstream(upstream, config, breaker=breaker, metrics=metrics)
         health = HealthCache(
             store,
@@ -77,11 +81,19 @@ class Runtime:
         )
         limiter = None
         if config.rate_limit.enabled:
-            prefix = options.key_prefix if options else ""
             limiter = RateLimiter(config.rate_limit, client, key_prefix=prefix)
         inflight = InflightLimit(config.max_inflight)
-        runtime = cls(config, upstream, shub, health, limiter, client, metrics, inflight, shared)
+        runtime = cls(
+            config, upstream, shub, health, limiter, connections, metrics, inflight, shared
+        )
         try:
+            if connections is not None and (problem := await connections.problem()):
+                # Not fatal (every feature fails open or as configured), but said at once, with
+                # the reason: a wrong CA, password or host is a start-up mistake to fix.
+                log.warning(
+                    "redis unreachable at start-up",
+                    extra={"fields": {"redis": config.redis.where, "error": problem}},
+                )
             await health.start()
             if limiter is not None:
                 limiter.start()
@@ -100,4 +112,4 @@ class Runtime:
         await self.health.close()
         await self.upstream.aclose()
         if self.redis is not None:
-            await self.redis.aclose(close_connection_pool=True)
+            await self.redis.aclose()

@@ -50,21 +50,25 @@ def upstream(standin: servers.Server) -> Iterator[httpx.Client]:
         yield c
 
 
-SHARED_REDIS = "redis://127.0.0.1:6379/13"  # the machine's Redis, in a DB of the tests' own
+@pytest.fixture(scope="session")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.RedisServer]:
+    """The suite's Redis, of its own (never the machine's): the admin is its ``client()``, the
+    gateways and the tests' own reads use ``redis_url``."""
+    server = servers.RedisServer(
+        tmp_path_factory.mktemp("redis"),
+        password="suite-admin-password",
+        users=(servers.gateway_acl(),),
+    )
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: the local one (DB 13) when it answers, else a private redis-server."""
-    if servers.redis_answers(SHARED_REDIS):
-        yield SHARED_REDIS
-        return
-    private = servers.RedisServer(tmp_path_factory.mktemp("redis"))
-    private.start()
-    try:
-        yield private.url
-    finally:
-        private.stop()
+def redis_url(shared_redis: servers.RedisServer) -> str:
+    """The suite's Redis as the gateway's ACL user: only the commands, keys (``vx11:*``) and
+    channels the README's ACL line grants, so every test on it proves that line is enough."""
+    return shared_redis.url_for(servers.GATEWAY_USER, servers.GATEWAY_PASSWORD)
 
 
 @pytest.fixture(scope="module")

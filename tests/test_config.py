@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -45,6 +46,11 @@ def test_tokens_are_comma_separated_for_rotation():
         ("VX11_CACHE_TTL_OPENAPI", "0"),
         ("VX11_REDIS_URL", "http://redis:6379"),
         ("REDIS_URL", "redis://redis:notaport"),
+        ("VX11_REDIS_TIMEOUT", "0"),
+        ("VX11_REDIS_MAX_CONNECTIONS", "0"),
+        ("VX11_REDIS_SENTINELS", "sentinel-without-port"),
+        ("VX11_REDIS_CA_FILE", "/ca.pem"),  # without a URL
+        ("VX11_CACHE_KEY_PREFIX", "vx11*"),
         ("VX11_SHUB_TOKEN", "two words"),
         ("VX11_METRICS_ENABLED", "perhaps"),
         ("VX11_METRICS_BIND", "9108"),
@@ -74,6 +80,50 @@ def test_tokens_are_comma_separated_for_rotation():
 def test_a_bad_value_is_refused_naming_its_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         load_config({name: value})
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"VX11_REDIS_URL": "redis://r/0?ssl_cert_reqs=none"},
+         "VX11_REDIS_URL holds ?ssl_cert_reqs"),
+        ({"VX11_REDIS_URL": "redis://r/zero"}, "VX11_REDIS_URL names database 'zero'"),
+        ({"VX11_REDIS_URL": "redis://r?socket_timeout=soon"}, "VX11_REDIS_URL has ?socket_timeout"),
+        ({"VX11_REDIS_URL": "unix://"}, "VX11_REDIS_URL must name a socket"),
+        ({"VX11_REDIS_URL": "redis://r", "VX11_REDIS_CA_FILE": "/etc/hostname"},
+         "VX11_REDIS_CA_FILE is set but the Redis URL is not rediss://"),
+        ({"VX11_REDIS_URL": "rediss://r", "VX11_REDIS_CA_FILE": "/no/such/ca.pem"},
+         "VX11_REDIS_CA_FILE='/no/such/ca.pem' is not a readable file"),
+        ({"VX11_REDIS_URL": "rediss://r", "VX11_REDIS_CLIENT_CERT": "/etc/hostname"},
+         "VX11_REDIS_CLIENT_CERT and VX11_REDIS_CLIENT_KEY go together"),
+        ({"VX11_REDIS_SENTINELS": "s:26379"}, "VX11_REDIS_SENTINEL_MASTER is not"),
+        ({"VX11_REDIS_URL": "redis://r", "VX11_REDIS_SENTINEL_MASTER": "m"},
+         "VX11_REDIS_SENTINEL_MASTER is set but VX11_REDIS_SENTINELS is not"),
+        ({"VX11_REDIS_SENTINELS": "s:26379", "VX11_REDIS_SENTINEL_MASTER": "m",
+          "VX11_REDIS_URL": "redis://primary:6379/0"}, "VX11_REDIS_URL names host 'primary'"),
+        ({"VX11_REDIS_SENTINELS": "s:26379", "VX11_REDIS_SENTINEL_MASTER": "m",
+          "VX11_REDIS_URL": "unix:///run/redis.sock"}, "VX11_REDIS_URL is a unix:// URL"),
+    ],
+)  # fmt: skip
+def test_a_redis_setting_the_layer_cannot_honour_stops_start_up_naming_it(env, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_config(env)
+
+
+def test_a_redis_url_is_read_as_redis_py_reads_it():
+    redis = load_config(
+        {"VX11_REDIS_URL": "rediss://gw:p%40ss@cache.internal:6380/?db=3&socket_timeout=1.5"}
+    ).redis
+    assert (redis.scheme, redis.host, redis.port, redis.db) == ("rediss", "cache.internal", 6380, 3)
+    assert (redis.username, redis.password) == ("gw", "p@ss")
+    assert (redis.socket_timeout, redis.connect_timeout, redis.timeout) == (1.5, 0.25, 0.25)
+    sentinel = load_config(
+        {"VX11_REDIS_SENTINELS": "10.0.0.1:26379, [fd00::2]:26380",
+         "VX11_REDIS_SENTINEL_MASTER": "m", "VX11_REDIS_URL": "redis://:pw@m/2"}
+    ).redis  # fmt: skip
+    assert sentinel.sentinels == (("10.0.0.1", 26379), ("fd00::2", 26380))
+    assert (sentinel.sentinel_master, sentinel.db, sentinel.password) == ("m", 2, "pw")
+    assert load_config({}).redis.enabled is False
 
 
 def test_the_longest_open_period_cannot_be_shorter_than_the_first():

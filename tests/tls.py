@@ -38,7 +38,11 @@ _CA_USAGE = x509.KeyUsage(
 )
 
 
-def make_tls_files(directory: Path, name: str = "vx11-test") -> TLSFiles:
+def make_tls_files(
+    directory: Path, name: str = "vx11-test", hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> TLSFiles:
+    """A CA and a certificate it signed for ``hosts`` (names or addresses), usable by a server
+    and, for mutual TLS, by a client."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -55,10 +59,15 @@ def make_tls_files(directory: Path, name: str = "vx11-test") -> TLSFiles:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
+        .subject_name(_name(hosts[0]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

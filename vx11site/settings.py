@@ -19,6 +19,7 @@ from shubproxy.config import (
     parse_positive_int,
     parse_proxy_ssl_header,
 )
+from shubproxy.store.connection import django_cache
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -167,29 +168,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# The health cache (shubproxy/healthcache/). With Redis: django-redis, whose settings the
-# gateway's own async connections read too (shubproxy/store/connection.py), so both sides talk
-# to Redis the same way. Without: a per-process memory cache, correct for one worker
-# (scripts/run.sh starts a private Redis, or runs one worker, when none is configured).
+# The health cache (shubproxy/healthcache/). With Redis: django-redis, built from the same
+# VX11_REDIS_* settings as the gateway's own async connections (shubproxy/store/connection.py),
+# so both sides talk to Redis the same way. Without: a per-process memory cache, correct for
+# one worker (scripts/run.sh starts a private Redis, or runs one worker, when none is configured).
 _CACHE_COMMON = {
     "KEY_PREFIX": VX11.cache.key_prefix,
     "KEY_FUNCTION": "shubproxy.healthcache.backend.make_key",
 }
-if VX11.cache.redis_url:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": VX11.cache.redis_url,
-            # Fail fast: a cache that does not answer in this time is skipped (fail open).
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
-                # Per worker; a burst beyond it waits up to SOCKET_TIMEOUT for a connection.
-                "CONNECTION_POOL_KWARGS": {"max_connections": 100},
-            },
-            **_CACHE_COMMON,
-        }
-    }
+if VX11.redis.enabled:
+    CACHES = {"default": {**django_cache(VX11.redis), **_CACHE_COMMON}}
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", **_CACHE_COMMON}

@@ -68,6 +68,8 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     health = runtime.health
     database = await sync_to_async(_database_ok)()
     cache_ok = await health.ping()
+    redis = runtime.redis
+    redis_problem = await redis.problem() if redis else None
     limits = await runtime.limiter.check() if runtime.limiter else "off"
     status = "unavailable" if not database else "ready" if cache_ok else "degraded"
     return JsonResponse(
@@ -76,7 +78,10 @@ async def readyz(request: HttpRequest) -> HttpResponse:
             "database": "ok" if database else "unreachable",
             "cache": "ok" if cache_ok else "unreachable",
             "cache_enabled": health.config.enabled,
-            "cache_backend": "redis" if health.config.redis_url else "memory",
+            "cache_backend": "redis" if redis else "memory",
+            # Where the shared state lives (never a password), and why it cannot be used.
+            "redis": redis.config.where if redis else None,
+            "redis_error": redis_problem,
             "cache_failures": health.failures,
             # redis (shared limits), local (each worker its share: no Redis, or Redis down),
             # open or closed (Redis down, as VX11_RATE_LIMIT_ON_REDIS_ERROR says), off

@@ -134,8 +134,8 @@ class HealthCache:
             return replay(await fetch(), "BYPASS", ttl, detail="disabled"), "BYPASS"
         # Cache down: no Redis calls (_guard skips them), but concurrent misses still share
         # one upstream request.
-        result = "MISS" if self.available else "BYPASS"
-        entry = await self._read(key, ttl) if result == "MISS" else None
+        entry = await self._read(key, ttl) if self.available else None
+        result = "MISS" if self.available else "BYPASS"  # after the read: it may have failed
         age = entry.age() if entry is not None else 0.0
         if entry is not None and age < ttl:
             self._failing.discard(key)  # refreshed (by another worker, maybe)

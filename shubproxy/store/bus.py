@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import redis.asyncio
-
-from .connection import RedisOptions, dedicated
+from .connection import RedisConnections
 from .errors import ERRORS, RedisUnavailable, translated
 
 # A subscription that answers no PING within this many seconds counts as lost.
@@ -24,10 +22,10 @@ ACK_KEEP_SECONDS = 10.0
 
 
 class Bus:
-    def __init__(self, client: redis.asyncio.Redis, options: RedisOptions) -> None:
-        self._client = client
-        self._options = options
-        self._prefix = options.key_prefix
+    def __init__(self, connections: RedisConnections, *, key_prefix: str) -> None:
+        self._connections = connections
+        self._client = connections.client
+        self._prefix = key_prefix
 
     async def publish(self, channel: str, message: bytes) -> int:
         """Publish on ``channel``; how many subscribers got it."""
@@ -40,8 +38,8 @@ class Bus:
         """Yield None once subscribed to ``channel``, then each message's payload; raise
         ``RedisUnavailable`` when the subscription is lost or stops answering PINGs.
 
-        A connection of its own that never reconnects by itself (``connection.dedicated``)."""
-        client = dedicated(self._options)
+        A connection of its own that never reconnects by itself (``dedicated()``)."""
+        client = self._connections.dedicated()
         pubsub = client.pubsub()
         try:
             with translated():
@@ -64,7 +62,7 @@ class Bus:
             with contextlib.suppress(*ERRORS):  # the connection may be gone already
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             with contextlib.suppress(*ERRORS):
-                await client.aclose()
+                await client.aclose()  # and its pool
 
     async def ack(self, key: str) -> None:
         """Add one acknowledgement under ``key`` (kept ``ACK_KEEP_SECONDS``)."""

@@ -22,4 +22,5 @@ def translated() -> Iterator[None]:
     try:
         yield
     except ERRORS as exc:
-        raise RedisUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        reason = str(exc) or "no answer within VX11_REDIS_TIMEOUT"  # a bare asyncio timeout
+        raise RedisUnavailable(f"{type(exc).__name__}: {reason}") from exc

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from shubproxy.asgi.app import build_application
-from shubproxy.config import CacheConfig
+from shubproxy.config import load_config
 from tests.inprocess import request, running
 
 
@@ -48,7 +48,7 @@ def test_start_up_builds_the_runtime_and_shutdown_closes_it(standin):
 def test_a_start_up_that_cannot_build_the_runtime_fails_naming_the_setting(standin):
     # A Redis URL in the config, but Django's cache is the memory one: the async Redis layer
     # cannot be built from it, and the worker must not serve half-built.
-    app = app_for(standin.url, cache=CacheConfig(redis_url="redis://127.0.0.1:1/0"))
+    app = app_for(standin.url, redis=load_config({"VX11_REDIS_URL": "redis://127.0.0.1:1/0"}).redis)
     sent: list[dict[str, Any]] = []
 
     async def start() -> None:
@@ -64,5 +64,5 @@ def test_a_start_up_that_cannot_build_the_runtime_fails_naming_the_setting(stand
 
     asyncio.run(start())
     assert sent[0]["type"] == "lifespan.startup.failed"
-    assert "CACHES['default']['LOCATION'] must be a Redis URL" in sent[0]["message"]
+    assert "CACHES['default'] is not django-redis" in sent[0]["message"]
     assert app.runtime is None

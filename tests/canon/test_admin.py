@@ -143,9 +143,9 @@ def test_filters_narrow_flows_by_status_endpoints_by_access_and_gaps_by_severity
         len(column(page(staff, endpoints + "?access__exact=via_gateway_or_internal"), "name")) == 5
     )
     assert column(page(staff, endpoints + "?access__exact=internal_only"), "name") == []
-    medium = page(staff, changelist(KnownGap) + "?severity__exact=medium")
-    assert column(medium, "gap") == ["NO_REDIS_SENTINEL"]
-    assert column(page(staff, changelist(KnownGap) + "?severity__exact=low"), "gap") == []
+    low = page(staff, changelist(KnownGap) + "?severity__exact=low")
+    assert column(low, "gap") == ["NO_REDIS_CLUSTER"]
+    assert column(page(staff, changelist(KnownGap) + "?severity__exact=medium"), "gap") == []
 
 
 def test_detail_pages_render_read_only(staff):
@@ -162,7 +162,7 @@ def test_detail_pages_render_read_only(staff):
     assert "grep -x 403" in html  # its steps, inline
     module = page(staff, f"{changelist(ShubModule)}{ShubModule.objects.get().pk}/change/")
     assert "&quot;X-VX11-GW-TOKEN&quot;" in module  # proxy details, as JSON
-    assert "NO_REDIS_SENTINEL" in module  # known gaps, inline
+    assert "NO_REDIS_CLUSTER" in module  # known gaps, inline
 
 
 @pytest.mark.django_db

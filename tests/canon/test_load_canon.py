@@ -166,7 +166,7 @@ def test_what_the_files_no_longer_hold_disappears_from_the_database(canon_dir):
     expected = canon_json(FLOWS_FILE)["flows"][1]["verification_steps"][:-1]
     assert list(security.steps.values_list("command", flat=True)) == expected
     assert not ShubEndpoint.objects.filter(name="analyze").exists()
-    assert not KnownGap.objects.filter(gap="NO_REDIS_SENTINEL").exists()
+    assert not KnownGap.objects.filter(gap="NO_REDIS_CLUSTER").exists()
 
 
 @pytest.mark.django_db
@@ -358,7 +358,7 @@ def test_check_reports_drift_and_fails_without_writing(canon_dir):
         f"  ~ file {FLOWS_FILE} (sha256 differ)",
         f"  ~ file {SHUB_FILE} (sha256 differ)",
         "  ~ flow SHUB_PROXY_PHASE2_READY (description differ)",
-        "  - known gap NO_REDIS_SENTINEL",
+        "  - known gap NO_REDIS_CLUSTER",
     ]
     assert database() == before
 

@@ -18,7 +18,7 @@ def target(standin, redis_url, tmp_path_factory) -> Iterator[servers.Server]:
     env = {
         "VX11_SHUB_TOKEN": SHUB_TOKEN,
         "VX11_REDIS_URL": redis_url,
-        "VX11_CACHE_KEY_PREFIX": "fuzz:",
+        "VX11_CACHE_KEY_PREFIX": "vx11:fuzz:",
         "VX11_CLIENT_HEADER_TIMEOUT": "2",
         "VX11_CLIENT_BODY_TIMEOUT": "2",
     }

@@ -15,12 +15,11 @@ from django.core.cache.backends.locmem import LocMemCache
 from django_redis.cache import RedisCache
 
 from shubproxy.healthcache.backend import EntryStore, MemoryEntries, RedisEntries
-from shubproxy.store import connection
+from shubproxy.store.connection import RedisConnections, django_cache
 from shubproxy.store.errors import RedisUnavailable
 from tests import servers
 
 KEY_FUNCTION = "shubproxy.healthcache.backend.make_key"
-OPTIONS = {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}
 
 
 @dataclass
@@ -30,20 +29,20 @@ class Stores:
 
 
 def redis_stores(url: str, prefix: str) -> Stores:
-    params: dict[str, Any] = {"LOCATION": url, "KEY_PREFIX": prefix, "KEY_FUNCTION": KEY_FUNCTION}
-    params["OPTIONS"] = OPTIONS
-    django_cache = RedisCache(url, {**params, "TIMEOUT": 300})
+    config = servers.redis_config(url)
+    params = {**django_cache(config), "KEY_PREFIX": prefix, "KEY_FUNCTION": KEY_FUNCTION}
+    django_cache_ = RedisCache(params["LOCATION"], {**params, "TIMEOUT": 300})
 
     def open_store() -> tuple[EntryStore, Callable[[], Awaitable[None]]]:
-        client = connection.connect(connection.options_of(params))
-        return RedisEntries(client, django_cache), client.aclose
+        connections = RedisConnections(config)
+        return RedisEntries(connections.client, django_cache_), connections.aclose
 
-    return Stores(django_cache, open_store)
+    return Stores(django_cache_, open_store)
 
 
 @pytest.fixture(params=["redis", "memory"])
 def stores(request, redis_url) -> Iterator[Stores]:
-    prefix = f"backend-{uuid.uuid4().hex[:8]}:"
+    prefix = f"vx11:backend-{uuid.uuid4().hex[:8]}:"
     if request.param == "redis":
         found = redis_stores(redis_url, prefix)
     else:
@@ -103,7 +102,8 @@ def test_delete_many_counts_what_existed(stores):
 def test_async_set_honours_the_timeout(stores):
     run(stores, lambda s: s.set("a", "short", 1))
     if isinstance(stores.django, RedisCache):
-        assert 0 < stores.django.ttl("a") <= 1
+        redis_side = stores.django.client.get_client()
+        assert 0 < redis_side.pttl(stores.django.make_key("a")) <= 1000
         value, seconds = run(stores, lambda s: s.get_with_ttl("a"))
         assert value == "short" and 0 < seconds <= 1
     assert stores.django.get("a") == "short"
@@ -114,7 +114,7 @@ def test_keys_are_the_plain_names_operators_expect(stores):
 
 
 def test_a_value_the_serializer_did_not_write_is_absent(redis_url):
-    stores = redis_stores(redis_url, f"foreign-{uuid.uuid4().hex[:8]}:")
+    stores = redis_stores(redis_url, f"vx11:foreign-{uuid.uuid4().hex[:8]}:")
     stores.django.client.get_client().set(stores.django.make_key("a"), b"\x00not a pickle", ex=30)
     assert run(stores, lambda s: s.get("a")) is None
     assert run(stores, lambda s: s.get_with_ttl("a")) == (None, 0.0)

@@ -17,7 +17,6 @@ import pytest
 import redis
 
 from shubproxy.healthcache.near import NearCache
-from shubproxy.store import connection
 from shubproxy.store.bus import Bus
 from tests import servers
 
@@ -26,11 +25,8 @@ OFF = "worker cache copy off: no subscription to clears"
 
 
 def bus_on(url: str) -> tuple[Bus, Any]:
-    options = connection.RedisOptions(
-        url, key_prefix="near:", socket_timeout=0.5, socket_connect_timeout=0.5
-    )
-    client = connection.connect(options)
-    return Bus(client, options), client
+    connections = servers.redis_connections(url)
+    return Bus(connections, key_prefix="near:"), connections
 
 
 async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -105,18 +101,6 @@ def wait_for_log(server: servers.Server, message: str, count: int = 1) -> None:
     while cache_messages(server).count(message) < count:
         assert time.monotonic() < deadline, f"not logged {count} time(s): {message}"
         time.sleep(0.02)
-
-
-def workers_that_served(server: servers.Server, cache: str) -> set[int]:
-    """The process ids of the workers whose access log shows /shub/health answered ``cache``."""
-    lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
-    return {
-        line["pid"]
-        for line in lines
-        if line["logger"] == "vx11.access"
-        and line["path"] == "/shub/health"
-        and line["cache"] == cache
-    }
 
 
 def redis_reads(url: str) -> int:
@@ -210,7 +194,9 @@ def test_a_lost_subscription_stops_the_copy_before_a_missed_clear_can_matter(
     wait_for_log(gw, OFF, count=lost + 1)
     # A clear this worker could not hear: the keys go, and so must the copy.
     upstream.post("/__health", params={"gzip": "1"})
-    redis.Redis.from_url(private_redis.url).delete("shub:health", "shub:ready", "shub:openapi")
+    redis.Redis.from_url(private_redis.url).delete(
+        "vx11:shub:health", "vx11:shub:ready", "vx11:shub:openapi"
+    )
     fresh = c.get("/shub/health")
     assert fresh.headers["x-cache"] == "MISS"
     assert fresh.headers["content-encoding"] == "gzip"
@@ -240,7 +226,7 @@ def test_a_clear_reaches_every_worker_of_a_deployment(
         # Bursts of new connections until both workers have served it and keep a copy.
         with ThreadPoolExecutor(8) as pool:
             deadline = time.monotonic() + 10
-            while len(workers_that_served(deployed, "HIT")) < 2:
+            while len(servers.workers_that_served(deployed, "HIT")) < 2:
                 assert time.monotonic() < deadline, "one worker took every connection"
                 assert {r.status_code for r in pool.map(httpx.get, [url] * 16)} == {200}
         assert "content-encoding" not in httpx.get(url).headers

@@ -14,11 +14,11 @@ import redis
 
 from tests import servers
 
-PREFIX = f"test-{uuid.uuid4().hex[:8]}:"
+PREFIX = f"vx11:test-{uuid.uuid4().hex[:8]}:"
 
 
 def cached_gateway(upstream_url: str, tmp, redis_url: str, prefix: str = "", **extra: str):
-    prefix = prefix or f"test-{uuid.uuid4().hex[:8]}:"
+    prefix = prefix or f"vx11:test-{uuid.uuid4().hex[:8]}:"
     return servers.uvicorn_gateway(
         upstream_url, tmp, VX11_REDIS_URL=redis_url, VX11_CACHE_KEY_PREFIX=prefix, **extra
     )
@@ -124,9 +124,9 @@ def test_clear_needs_a_token_and_post(c, token):
         assert response.json()["error"] == "method_not_allowed"
 
 
-def test_cache_keys_are_where_operators_look(c, redis_url):
+def test_cache_keys_are_where_operators_look(c, shared_redis):
     c.get("/shub/health")
-    store = redis.Redis.from_url(redis_url)
+    store = shared_redis.client()  # as an operator looks: the admin, not the gateway's user
     assert store.exists(f"{PREFIX}shub:health") == 1
     # Kept past its 60 s TTL for as long as it may be served stale (10 s by default).
     assert 60 < store.ttl(f"{PREFIX}shub:health") <= 60 + 10
@@ -184,7 +184,7 @@ def test_cache_disabled_bypasses_it_entirely(disabled_gw, upstream):
 @pytest.fixture(scope="module")
 def two_deployments(standin, redis_url, tmp_path_factory) -> Iterator[list[servers.Server]]:
     """Two gateway instances, gunicorn with two workers each, sharing one Redis and prefix."""
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    prefix = f"vx11:test-{uuid.uuid4().hex[:8]}:"
     env = {"VX11_REDIS_URL": redis_url, "VX11_CACHE_KEY_PREFIX": prefix}
     with (
         servers.gunicorn_gateway(standin.url, tmp_path_factory.mktemp("a"), **env) as a,

@@ -168,7 +168,7 @@ def test_routes_and_methods_are_a_fixed_set_whatever_clients_send(pair):
 
 
 def test_the_health_cache_counts_its_misses_and_hits(standin, redis_url, tmp_path):
-    prefix = f"metrics-{uuid.uuid4().hex[:8]}:"
+    prefix = f"vx11:metrics-{uuid.uuid4().hex[:8]}:"
     env = {"VX11_REDIS_URL": redis_url, "VX11_CACHE_KEY_PREFIX": prefix}
     with metered(standin.url, tmp_path, **env) as (gateway, metrics):
         answers = asyncio.run(fetch(gateway.url, "/shub/health", 50, connections=1))

@@ -43,7 +43,7 @@ def scraped(standin, redis_url, tmp_path_factory) -> Iterator[PrometheusServer]:
     env = {
         "VX11_METRICS_BIND": f"127.0.0.1:{port}",
         "VX11_REDIS_URL": redis_url,
-        "VX11_CACHE_KEY_PREFIX": f"prom-{uuid.uuid4().hex[:8]}:",
+        "VX11_CACHE_KEY_PREFIX": f"vx11:prom-{uuid.uuid4().hex[:8]}:",
     }
     with (
         servers.gunicorn_gateway(standin.url, tmp, workers=2, **env) as gateway,

@@ -20,7 +20,7 @@ from shubproxy.ratelimit.bucket import LEASE, SPREAD, Grant, LocalBucket
 def lease(redis_url) -> Iterator[Any]:
     client = redis.Redis.from_url(redis_url)
     script = client.register_script(LEASE)
-    key = f"bucket-test:{uuid.uuid4().hex}"
+    key = f"vx11:bucket-test:{uuid.uuid4().hex}"
 
     def call(capacity: int, per_second: float, want: int, back: int = 0) -> Grant:
         return Grant.from_script(

@@ -26,7 +26,7 @@ OTHER = {"X-VX11-GW-TOKEN": servers.TOKENS[1]}
 def limited(standin, tmp, redis_url, *, workers=2, **env: str):
     env = {
         "VX11_REDIS_URL": redis_url,
-        "VX11_CACHE_KEY_PREFIX": f"rl-{uuid.uuid4().hex[:8]}:",
+        "VX11_CACHE_KEY_PREFIX": f"vx11:rl-{uuid.uuid4().hex[:8]}:",
         **env,
     }
     return servers.gunicorn_gateway(standin.url, tmp, workers=workers, **env)
@@ -43,7 +43,7 @@ def upstream_count(standin, path: str) -> int:
 
 def test_two_instances_of_two_workers_admit_exactly_the_limit(standin, redis_url, tmp_path):
     httpx.post(f"{standin.url}/__reset")
-    prefix = f"rl-{uuid.uuid4().hex[:8]}:"
+    prefix = f"vx11:rl-{uuid.uuid4().hex[:8]}:"
     env = {"VX11_RATE_LIMIT_TOKEN": "100/hour", "VX11_CACHE_KEY_PREFIX": prefix}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

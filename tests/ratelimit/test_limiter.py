@@ -20,16 +20,17 @@ from shubproxy.errors import RateLimitUnavailable
 from shubproxy.ratelimit import limiter as limiter_module
 from shubproxy.ratelimit.limiter import RateLimiter
 from shubproxy.ratelimit.policy import Policy
-from shubproxy.store import connection
+from tests import servers
 
 HUNDRED_AN_HOUR = Policy("token", 100, 3600)
 
 
 def limiters(url: str, count: int, **config: Any) -> list[RateLimiter]:
-    options = connection.RedisOptions(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    prefix = f"lim-{uuid.uuid4().hex[:8]}:"
+    prefix = f"vx11:lim-{uuid.uuid4().hex[:8]}:"
     return [
-        RateLimiter(RateLimitConfig(**config), connection.connect(options), key_prefix=prefix)
+        RateLimiter(
+            RateLimitConfig(**config), servers.redis_connections(url).client, key_prefix=prefix
+        )
         for _ in range(count)
     ]
 

@@ -57,7 +57,7 @@ def cluster(redis_url, tmp_path) -> Iterator[tuple[int, list[servers.Server]]]:
     """A stand-in port (nothing listens there yet) and two gateway instances of two workers."""
     port = servers.free_port()
     env = {**BREAKER, "VX11_REDIS_URL": redis_url,
-           "VX11_CACHE_KEY_PREFIX": f"brk-{uuid.uuid4().hex[:8]}:"}  # fmt: skip
+           "VX11_CACHE_KEY_PREFIX": f"vx11:brk-{uuid.uuid4().hex[:8]}:"}  # fmt: skip
     upstream = f"http://127.0.0.1:{port}"
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -17,22 +17,20 @@ from shubproxy.config import BreakerConfig
 from shubproxy.errors import CircuitOpen
 from shubproxy.resilience.breaker import Breaker
 from shubproxy.resilience.shared import SharedState
-from shubproxy.store import connection
 from shubproxy.store.bus import Bus
+from tests import servers
 
 FAST = BreakerConfig(min_open=0.3, max_open=5.0)
 
 
 class Worker:
     def __init__(self, url: str, prefix: str) -> None:
-        options = connection.RedisOptions(
-            url, key_prefix=prefix, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
-        self.client = connection.connect(options)
+        self.connections = servers.redis_connections(url)
+        self.client = self.connections.client
         self.breaker = Breaker(FAST)
         self.shared = SharedState(
-            self.breaker, self.client, Bus(self.client, options), key_prefix=prefix,
-            probe_seconds=1.0,
+            self.breaker, self.client, Bus(self.connections, key_prefix=prefix),
+            key_prefix=prefix, probe_seconds=1.0,
         )  # fmt: skip
 
     async def start(self) -> Worker:
@@ -42,11 +40,11 @@ class Worker:
 
     async def stop(self) -> None:
         await self.shared.stop()
-        await self.client.aclose()
+        await self.connections.aclose()
 
 
 async def workers(url: str, count: int) -> list[Worker]:
-    prefix = f"brk-{uuid.uuid4().hex[:8]}:"
+    prefix = f"vx11:brk-{uuid.uuid4().hex[:8]}:"
     return [await Worker(url, prefix).start() for _ in range(count)]
 
 

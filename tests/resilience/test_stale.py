@@ -29,7 +29,7 @@ def cached(standin, redis_url, tmp_path, *, workers: int, **env: str) -> Iterato
     httpx.post(f"{standin.url}/__reset")
     env = {
         "VX11_REDIS_URL": redis_url,
-        "VX11_CACHE_KEY_PREFIX": f"stale-{uuid.uuid4().hex[:8]}:",
+        "VX11_CACHE_KEY_PREFIX": f"vx11:stale-{uuid.uuid4().hex[:8]}:",
         "VX11_CACHE_TTL_HEALTH": "1",
         "VX11_CACHE_TTL_OPENAPI": "1",
         "VX11_BREAKER_ENABLED": "true",
