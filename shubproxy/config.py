@@ -478,6 +478,8 @@ def _redis(env: Mapping[str, str]) -> RedisConfig:
         fields.pop("port", None)
     elif master is not None:
         raise ConfigError("VX11_REDIS_SENTINEL_MASTER is set but VX11_REDIS_SENTINELS is not")
+    elif scheme != "unix" and "host" not in fields:
+        raise ConfigError(f"{name} names no host: redis://host:6379/0")
     socket = fields.pop("socket_timeout", timeout)
     connect = fields.pop("socket_connect_timeout", timeout)
     return RedisConfig(
@@ -498,14 +500,17 @@ def _redis(env: Mapping[str, str]) -> RedisConfig:
 
 
 def _redis_url(name: str, url: str) -> dict[str, Any]:
-    """The parts of a ``redis://``, ``rediss://`` or ``unix://`` URL, as redis-py reads them."""
-    parts = urlsplit(url)
+    """The parts of a ``redis://``, ``rediss://`` or ``unix://`` URL, strictly: anything two
+    readers could take differently (a database named twice, a port 0, no host) is refused."""
+    if not url.isascii():
+        raise ConfigError(f"{name} holds non-ASCII characters: percent-encode them")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc})") from None
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError(f"{name} must be a redis://, rediss:// or unix:// URL")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"{name} has an invalid port") from None
     fields: dict[str, Any] = {"scheme": parts.scheme}
     if parts.username:
         fields["username"] = unquote(parts.username)
@@ -517,25 +522,33 @@ def _redis_url(name: str, url: str) -> dict[str, Any]:
             f"{name} holds ?{unknown[0]}=, which the gateway does not honour (it reads db, "
             "socket_timeout and socket_connect_timeout; TLS files are VX11_REDIS_CA_FILE, ...)"
         )
-    db: str | None = query["db"][-1] if "db" in query else None
+    if repeated := sorted(option for option, values in query.items() if len(values) > 1):
+        raise ConfigError(f"{name} sets ?{repeated[0]}= more than once")
+    dbs = [query["db"][0]] if "db" in query else []
     if parts.scheme == "unix":
-        if not parts.path:
-            raise ConfigError(f"{name} must name a socket: unix:///path/to/redis.sock")
+        if parts.netloc.rpartition("@")[2] or not parts.path:
+            raise ConfigError(f"{name} must name a socket and no host: unix:///path/redis.sock")
         fields["path"] = unquote(parts.path)
     else:
         if parts.hostname:
+            if "%" in parts.hostname:
+                raise ConfigError(f"{name} names an IPv6 zone: use the address alone")
             fields["host"] = parts.hostname
+        if port == 0:
+            raise ConfigError(f"{name} names port 0")
         fields["port"] = port or 6379
         if parts.path.strip("/"):
-            db = parts.path.strip("/")
-    if db is not None:
-        if not db.isdigit():
-            raise ConfigError(f"{name} names database {db!r}: it must be a number")
-        fields["db"] = int(db)
+            dbs.append(parts.path.strip("/"))
+    if len(dbs) > 1:
+        raise ConfigError(f"{name} names the database twice (in the path and in ?db=)")
+    if dbs:
+        if not re.fullmatch(r"[0-9]{1,5}", dbs[0]):
+            raise ConfigError(f"{name} names database {dbs[0]!r}: it must be a number")
+        fields["db"] = int(dbs[0])
     for option in ("socket_timeout", "socket_connect_timeout"):
         if option in query:
             try:
-                seconds = float(query[option][-1])
+                seconds = float(query[option][0])
             except ValueError:
                 seconds = 0
             if not 0 < seconds < float("inf"):
@@ -546,12 +559,25 @@ def _redis_url(name: str, url: str) -> dict[str, Any]:
 
 def _sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     name = "VX11_REDIS_SENTINELS"
-    found = []
+    found: list[tuple[str, int]] = []
     for item in parse_list(env, name):
         host, sep, port = item.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"{name} holds {item!r}: each sentinel is host:port")
-        found.append((host.strip("[]"), int(port)))
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                host = ""
+        if (
+            not sep
+            or not re.fullmatch(r"[0-9]{1,5}", port)
+            or not 0 < int(port) < 65536
+            or not re.fullmatch(r"[A-Za-z0-9._:-]+", host)
+        ):
+            raise ConfigError(f"{name} holds {item!r}: each sentinel is host:port ([v6]:port)")
+        if (host, int(port)) in found:
+            raise ConfigError(f"{name} names {item!r} twice")
+        found.append((host, int(port)))
     return tuple(found)
 
 

@@ -94,6 +94,8 @@ class Runtime:
                     "redis unreachable at start-up",
                     extra={"fields": {"redis": config.redis.where, "error": problem}},
                 )
+            if connections is not None:
+                connections.start()
             await health.start()
             if limiter is not None:
                 limiter.start()

@@ -180,6 +180,40 @@ def workers_that_served(server: Server, cache: str) -> set[int]:
 
 
 @contextlib.contextmanager
+def delaying_proxy(target_port: int, delay: float) -> Iterator[int]:
+    """A TCP proxy on loopback to ``target_port`` that holds every chunk ``delay`` seconds each
+    way: a server ``2 * delay`` of round trip away. Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopping = threading.Event()
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                time.sleep(delay)
+                sink.sendall(chunk)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", target_port))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopping.set()
+        listener.close()
+
+
+@contextlib.contextmanager
 def tcp_server(handle: Callable[[socket.socket], None]) -> Iterator[str]:
     """A real TCP server on loopback whose accepted connections go to ``handle``."""
     listener = socket.create_server(("127.0.0.1", 0))

@@ -90,6 +90,22 @@ def test_a_bad_value_is_refused_naming_its_variable(name, value):
         ({"VX11_REDIS_URL": "redis://r/zero"}, "VX11_REDIS_URL names database 'zero'"),
         ({"VX11_REDIS_URL": "redis://r?socket_timeout=soon"}, "VX11_REDIS_URL has ?socket_timeout"),
         ({"VX11_REDIS_URL": "unix://"}, "VX11_REDIS_URL must name a socket"),
+        ({"VX11_REDIS_URL": "unix://host/tmp/r.sock"}, "VX11_REDIS_URL must name a socket and no"),
+        ({"VX11_REDIS_URL": "redis://[::1/0"}, "VX11_REDIS_URL is not a valid URL"),
+        ({"VX11_REDIS_URL": "redis://h/\u00b2"}, "VX11_REDIS_URL holds non-ASCII"),
+        ({"VX11_REDIS_URL": "redis://h:0/0"}, "VX11_REDIS_URL names port 0"),
+        ({"VX11_REDIS_URL": "redis://h/0?db=3"}, "VX11_REDIS_URL names the database twice"),
+        ({"VX11_REDIS_URL": "redis://h?db=1&db=2"}, "VX11_REDIS_URL sets ?db= more than once"),
+        ({"VX11_REDIS_URL": "rediss:///0"}, "VX11_REDIS_URL names no host"),
+        ({"VX11_REDIS_URL": "redis://[fe80::1%25eth0]/0"}, "VX11_REDIS_URL names an IPv6 zone"),
+        ({"VX11_REDIS_SENTINELS": "h:\u00b2", "VX11_REDIS_SENTINEL_MASTER": "m"},
+         "VX11_REDIS_SENTINELS holds"),
+        ({"VX11_REDIS_SENTINELS": "a:1,a:1", "VX11_REDIS_SENTINEL_MASTER": "m"},
+         "VX11_REDIS_SENTINELS names 'a:1' twice"),
+        ({"VX11_REDIS_SENTINELS": "a b:1", "VX11_REDIS_SENTINEL_MASTER": "m"},
+         "VX11_REDIS_SENTINELS holds 'a b:1'"),
+        ({"VX11_REDIS_SENTINELS": "[::1]]:1", "VX11_REDIS_SENTINEL_MASTER": "m"},
+         "VX11_REDIS_SENTINELS holds"),
         ({"VX11_REDIS_URL": "redis://r", "VX11_REDIS_CA_FILE": "/etc/hostname"},
          "VX11_REDIS_CA_FILE is set but the Redis URL is not rediss://"),
         ({"VX11_REDIS_URL": "rediss://r", "VX11_REDIS_CA_FILE": "/no/such/ca.pem"},
@@ -112,7 +128,7 @@ def test_a_redis_setting_the_layer_cannot_honour_stops_start_up_naming_it(env, n
 
 def test_a_redis_url_is_read_as_redis_py_reads_it():
     redis = load_config(
-        {"VX11_REDIS_URL": "rediss://gw:p%40ss@cache.internal:6380/?db=3&socket_timeout=1.5"}
+        {"VX11_REDIS_URL": "rediss://gw:p%40ss@cache.internal:6380?db=3&socket_timeout=1.5"}
     ).redis
     assert (redis.scheme, redis.host, redis.port, redis.db) == ("rediss", "cache.internal", 6380, 3)
     assert (redis.username, redis.password) == ("gw", "p@ss")

@@ -6,7 +6,9 @@ the same settings. Sentinel failover: ``test_sentinel.py``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import time
 from collections.abc import Iterator
 
@@ -239,3 +241,57 @@ def test_a_password_is_in_neither_the_configs_repr_nor_the_location():
     settings = django_cache(config)
     assert "hunter2" not in settings["LOCATION"]
     assert settings["OPTIONS"]["PASSWORD"] == "hunter2-secret"
+
+
+def test_a_redis_further_away_than_one_bound_allows_for_a_new_connection_still_serves(protected):
+    """150 ms of round trip, and a new connection needs three (AUTH, SELECT, the command): more
+    than the 0.25 s bound. The first calls fail open, but the set-up they started finishes and
+    the pooled connection serves every call after (each one round trip)."""
+    with servers.delaying_proxy(protected.port, 0.075) as port:
+        far = f"redis://{servers.GATEWAY_USER}:{servers.GATEWAY_PASSWORD}@127.0.0.1:{port}/2"
+        connections = servers.redis_connections(far, VX11_REDIS_TIMEOUT="0.25")
+
+        async def calls() -> list[bool]:
+            answered = []
+            try:
+                for _ in range(8):
+                    try:
+                        with translated():
+                            await connections.client.get("vx11:far")
+                        answered.append(True)
+                    except RedisUnavailable:
+                        answered.append(False)
+                        await asyncio.sleep(0.3)  # as the next request would come
+            finally:
+                await connections.aclose()
+            return answered
+
+        answered = asyncio.run(calls())
+    assert answered[0] is False  # the bound held
+    first = answered.index(True)
+    assert answered[first:] == [True] * (8 - first)
+
+
+def test_a_command_is_never_sent_twice(private_redis):
+    """A socket timeout shorter than the bound, and Redis stalled just longer than it: the
+    command may have run, so it is not sent again (an acknowledgement, a lease or a breaker
+    trip would count twice)."""
+    url = private_redis.url.replace("/0", "/0?socket_timeout=0.1")
+    connections = servers.redis_connections(url, VX11_REDIS_TIMEOUT="0.5")
+    process = private_redis.process
+    assert process is not None
+
+    async def stalled_ack() -> None:
+        bus = Bus(connections, key_prefix="vx11:twice:")
+        try:
+            await connections.client.ping()
+            process.send_signal(signal.SIGSTOP)
+            asyncio.get_running_loop().call_later(0.18, process.send_signal, signal.SIGCONT)
+            with contextlib.suppress(RedisUnavailable):
+                await bus.ack("acks")
+            await asyncio.sleep(0.3)
+        finally:
+            await connections.aclose()
+
+    asyncio.run(stalled_ack())
+    assert private_redis.client().llen("vx11:twice:acks") <= 1

@@ -5,6 +5,8 @@ clears and the shared breaker work again within 10 s of the failover, with no re
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 import time
 import uuid
@@ -15,6 +17,8 @@ import httpx
 import pytest
 
 from shubproxy.config import RedisConfig
+from shubproxy.store.connection import PRIMARY_CHECK_SECONDS, RedisConnections
+from shubproxy.store.errors import RedisUnavailable, translated
 from tests import servers
 from tests.store.sides import both_sides_agree, problem
 from tests.tls import make_tls_files
@@ -176,3 +180,49 @@ def test_a_tls_sentinel_set_is_reached_over_tls_with_the_certificate_checked(tmp
         assert "ConnectionError" in str(problem(wrong))
     finally:
         found.stop()
+
+
+def test_a_sentinel_that_does_not_answer_costs_the_others_nothing(sentinels):
+    frozen = sentinels.sentinels[0]
+    frozen.send_signal(signal.SIGSTOP)  # it accepts connections, and answers nothing
+    try:
+        config = sentinel_config(sentinels, VX11_REDIS_TIMEOUT="0.25")
+        assert [problem(config) for _ in range(3)] == [None, None, None]
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+
+
+def test_after_a_failover_nothing_keeps_talking_to_the_demoted_primary(sentinels):
+    """The old primary survives as a replica, which still answers reads: the worker's pool must
+    leave it for the new primary, not merely fail its writes."""
+    config = sentinel_config(sentinels, VX11_REDIS_TIMEOUT="0.25")
+    old, new = sentinels.primary, sentinels.replica
+
+    async def scenario() -> object:
+        connections = RedisConnections(config)
+        connections.start()
+        client = connections.client
+        try:
+            await asyncio.gather(*(client.set("vx11:probe", "before") for _ in range(5)))
+            sentinels.sentinel(sentinels.ports[0]).sentinel_failover(sentinels.master)
+            await asyncio.to_thread(sentinels.wait_for_failover)
+            deadline = time.monotonic() + 10
+            while True:  # writes land on the new primary again (a demoted one refuses them)
+                try:
+                    with translated():
+                        await client.set("vx11:probe", "after")
+                    break
+                except RedisUnavailable:
+                    assert time.monotonic() < deadline, "never reached the new primary"
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(2 * PRIMARY_CHECK_SECONDS)
+            # Cut the old node loose: what it holds now differs from the primary's.
+            old.client().replicaof("no", "one")
+            old.client().set("vx11:probe", "stale")
+            new.client().set("vx11:probe", "current")
+            values = await asyncio.gather(*(client.get("vx11:probe") for _ in range(10)))
+            return values[0] if len(set(values)) == 1 else None
+        finally:
+            await connections.aclose()
+
+    assert asyncio.run(scenario()) == b"current"
