@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint standin clean redis-server prometheus browser
+.PHONY: run test lint standin clean redis-server prometheus browser tcp-migrate
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "vx11-gateway needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -33,7 +33,7 @@ lint: $(VENV)/.dev-installed
 # exported for the gateway never reaches the tests.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/vx11_test
 
-test: lint redis-server prometheus browser
+test: lint redis-server prometheus browser tcp-migrate
 	$(BIN)/pytest
 	@if $(BIN)/python -c 'import sys, psycopg; psycopg.connect(sys.argv[1], dbname="postgres", connect_timeout=3).close()' '$(PG_TEST_URL)' 2>/dev/null; then \
 	  echo "canon, admin and site tests on PostgreSQL ($(PG_TEST_URL))"; \
@@ -41,6 +41,13 @@ test: lint redis-server prometheus browser
 	else \
 	  echo "skipped the canon and admin tests on PostgreSQL: none answers at $(PG_TEST_URL)"; \
 	fi
+
+# Per-worker listeners (VX11_LISTEN_PER_WORKER=auto) are on only where the kernel moves a
+# closing listener's waiting connections to the others; their tests need that sysctl.
+tcp-migrate:
+	@f=/proc/sys/net/ipv4/tcp_migrate_req; if [ "$$(cat $$f 2>/dev/null)" = 1 ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && echo 1 2>/dev/null >$$f; then echo "set net.ipv4.tcp_migrate_req=1 (per-worker listeners)"; \
+	else echo "net.ipv4.tcp_migrate_req is not 1 and cannot be set here: the per-worker listener tests skip"; fi
 
 # The tests need a real Redis: private redis-servers of their own, which
 # the suite starts itself. Install the server when it is missing and we may (root, apt).

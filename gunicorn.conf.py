@@ -9,10 +9,16 @@ import os
 import sys
 from typing import Any
 
-from shubproxy.config import ConfigError, load_checked, worker_count
+from shubproxy.config import ConfigError, listen_per_worker, load_checked, worker_count
 
 try:
     workers = worker_count(os.environ)
+    # Each worker listens on a socket of its own (gunicorn binds one per worker with
+    # SO_REUSEPORT), so that the kernel spreads new connections over the workers by a hash of
+    # each, instead of the worker that wakes first accepting most of a burst from one shared
+    # socket. Only where a stopping worker's waiting connections move to the others
+    # (VX11_LISTEN_PER_WORKER, shubproxy.config.listen_per_worker).
+    reuse_port = listen_per_worker(os.environ)
 except ConfigError as exc:
     sys.exit(f"vx11-gateway: configuration error: {exc}")
 

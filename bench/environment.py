@@ -41,10 +41,19 @@ def _nginx() -> str:
     return program_version([program, "-v"]).removeprefix("nginx version: ")
 
 
+def _sysctl(name: str) -> str:
+    try:
+        return Path("/proc/sys", name).read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def versions() -> list[str]:
     packages = ", ".join(f"{name} {_package(name)}" for name in PACKAGES)
     return [
-        f"- machine: {_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"- machine: {_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"net.ipv4.tcp_migrate_req={_sysctl('net/ipv4/tcp_migrate_req')} (1: the gateway's "
+        "workers listen on a socket each)",
         f"- python {platform.python_version()}; {packages}",
         f"- redis-server: {program_version(['redis-server', '--version'])}",
         f"- nginx: {_nginx()}",

@@ -17,12 +17,14 @@ class Variant:
         return "gateway without " + self.feature
 
 
-VARIANTS = (
+_EACH = (
     Variant(
         "connection limits",
         {"GUNICORN_CMD_ARGS": "--worker-class bench.workers.UnguardedWorker"},
     ),
     Variant("rate limits", {"VX11_RATE_LIMIT_ENABLED": "false"}),
+    # One socket shared by the workers instead of one each: the connection balance's "before".
+    Variant("per-worker listeners", {"VX11_LISTEN_PER_WORKER": "off"}),
     Variant("metrics", {"VX11_METRICS_ENABLED": "false"}),
     # Against a stand-in that checks no signature (the gateway's is one that checks them all).
     Variant("signing", {"VX11_ENTRYGUARD_ENABLED": "false"}),
@@ -31,3 +33,6 @@ VARIANTS = (
         {"VX11_BREAKER_ENABLED": "false", "VX11_RETRY_ATTEMPTS": "0", "VX11_MAX_INFLIGHT": "0"},
     ),
 )
+# All of them at once: the same build as bare as it gets, for what they cost together.
+EVERY = Variant("every feature", {k: v for variant in _EACH for k, v in variant.env.items()})
+VARIANTS = (*_EACH, EVERY)

@@ -21,19 +21,24 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
+import dataclasses
+import resource
 import secrets
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 
-from bench import abuse, environment, features, load, memory, report, services
+from bench import abuse, balance, environment, features, load, memory, report, scraper, services
 from bench.services import Service
 from bench.settings import Settings, parse_args, settings_lines
 
 RESULTS = services.BENCH / "results" / "latest.md"
 LOGS = services.BENCH / "results" / "logs"
 GUNICORN = frozenset({"gateway", "reference"})  # nginx's helper processes come and go
+# Whose split of connections across workers the report shows: the deployed gateway beside the
+# same one with a single shared socket (and the reference, which shares one).
+BALANCED = GUNICORN | {"gateway without per-worker listeners"}
 INSTALL = {"nginx": "apt-get install nginx", "reference": "pip install -r bench/requirements.txt"}
 
 
@@ -98,6 +103,9 @@ def start_targets(
             _optional(name, upstream, redis_url, token, settings.workers, workdir)
         ):
             targets.append(Target(name, service, token))
+            if service.streaming_port:
+                streaming = dataclasses.replace(service, port=service.streaming_port)
+                targets.append(Target(report.STREAMING, streaming, token))
         else:
             notes.append(f"{name} is not installed ({INSTALL[name]}): its rows are skipped")
     return targets, notes
@@ -118,7 +126,7 @@ def probe(targets: list[Target]) -> tuple[list[Endpoint], list[str]]:
     """The endpoints that answer 200 (the cached ones asked twice, to fill the cache)."""
     endpoints: list[Endpoint] = []
     notes: list[str] = []
-    for target in targets:
+    for target in (t for t in targets if t.name != report.STREAMING):  # uploads only
         headers = {"X-VX11-GW-TOKEN": target.token} if target.token else {}
         for kind in report.KINDS:
             url = target.url(report.path_of(target.name, kind))
@@ -162,14 +170,22 @@ def run_round(
                     continue  # a feature's cost is measured at the high concurrency only
                 what = f"{endpoint[0].name} {kind} c{connections}"
                 workers = endpoint[0].workers()
-                sample = _load(endpoint, connections, settings.duration, settings)
-                results.add((endpoint[0].name, kind, connections), sample)
+                key = (endpoint[0].name, kind, connections)
+                watched = endpoint[0].name in BALANCED and connections > 1
+                port = endpoint[0].service.port
+                with balance.Sampler(port, workers, settings.duration / 2) as split:
+                    sample = _load(endpoint, connections, settings.duration, settings)
+                results.add(key, sample)
+                if watched and split.result:
+                    results.balance.setdefault(key, []).append(split.result)
                 _progress(number, what, _brief(sample))
                 if endpoint[0].name in GUNICORN and endpoint[0].workers() != workers:
                     notes.append(f"round {number}, {what}: workers were replaced during the run "
                                  "(gunicorn max_requests? see the server logs)")  # fmt: skip
     for mode in ("download", "upload"):
         for target in (t for t in targets if not _variant(t)):
+            if target.name == report.STREAMING and mode == "download":
+                continue  # it differs from nginx in uploads only
             transfer = _transfer(target, mode, settings)
             results.add_transfer((target.name, mode), transfer)
             brief = transfer.problem or f"{transfer.mib_s:,.0f} MiB/s"
@@ -196,11 +212,11 @@ def _progress(number: int, what: str, result: str) -> None:
 
 
 def run_overload(endpoints: list[Endpoint], settings: Settings, results: report.Results) -> None:
-    conns = settings.overload_connections
-    for endpoint in (e for e in endpoints if e[0].name == "gateway"):
-        sample = _load(endpoint, conns, settings.overload_duration, settings)
-        results.overload[(endpoint[0].name, endpoint[1], conns)] = sample
-        _progress(0, f"gateway {endpoint[1]} c{conns}", _brief(sample))
+    for conns in settings.overload_connections:
+        for endpoint in (e for e in endpoints if e[0].name == "gateway"):
+            sample = _load(endpoint, conns, settings.overload_duration, settings)
+            results.overload[(endpoint[0].name, endpoint[1], conns)] = sample
+            _progress(0, f"gateway {endpoint[1]} c{conns}", _brief(sample))
 
 
 def measure(settings: Settings, token: str) -> tuple[report.Results, list[str]]:
@@ -224,8 +240,11 @@ def _measure_in(
         _load(endpoint, 32, settings.warmup, settings)
     endpoints, probe_notes = probe(targets)
     notes += probe_notes
-    for number in range(1, settings.rounds + 1):
-        run_round(number, endpoints, targets, settings, results, notes)
+    ports = [t.service.metrics_port for t in targets if t.service.metrics_port]
+    with scraper.scraping(ports) as scrapes:
+        for number in range(1, settings.rounds + 1):
+            run_round(number, endpoints, targets, settings, results, notes)
+    notes.append(scrapes.summary())
     run_overload(endpoints, settings, results)
     if "abuse" not in settings.skip:
         gateway = next(t for t in targets if t.name == "gateway")
@@ -260,14 +279,16 @@ def render(settings: Settings, results: report.Results, header: list[str], notes
         "",
         *report.transfer_table(results, settings.download_bytes, settings.upload_bytes),
         "",
-        f"## Overload ({settings.overload_connections} connections, "
-        f"{settings.overload_duration:g} s)",
+        *_balance_section(results),
+        f"## Overload ({' and '.join(map(str, settings.overload_connections))} connections, "
+        f"{settings.overload_duration:g} s each; open-file limit "
+        f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]})",
         "",
         *report.overload_table(results),
         "",
         *_feature_section(results, high),
         *_abuse_section(results),
-        "## Issue 6 targets (informational: the run never fails on a number)",
+        "## Issue 18 targets: every feature on (informational: the run never fails on a number)",
         "",
         *report.goals_table(results, high),
         "",
@@ -276,6 +297,27 @@ def render(settings: Settings, results: report.Results, header: list[str], notes
         *(f"- {note}" for note in notes),
     ]
     return "\n".join(parts) + "\n"
+
+
+def _balance_section(results: report.Results) -> list[str]:
+    lines = report.balance_table(results)
+    if not lines:
+        return []
+    return [
+        "## Connection balance across workers (sampled in the middle of each run)",
+        "",
+        *lines,
+        "",
+    ]
+
+
+def raise_fd_limit() -> None:
+    """The soft limit on open files raised to the hard one (the servers and wrk inherit it):
+    1,024 connections need more than the usual soft 1,024 in the gateway's workers and wrk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _feature_section(results: report.Results, high: int) -> list[str]:
@@ -302,6 +344,7 @@ def _abuse_section(results: report.Results) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
+    raise_fd_limit()
     started = time.monotonic()
     header = ["## Versions and settings", "", *environment.versions(), *settings_lines(settings)]
     print("\n".join(header), flush=True)

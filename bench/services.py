@@ -7,6 +7,7 @@ yields ``None`` when its program is not installed, so the run skips its rows ins
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import os
 import shutil
@@ -39,6 +40,8 @@ class Service:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    metrics_port: int | None = None  # a gateway's /metrics, on its own port
+    streaming_port: int | None = None  # nginx's server with proxy_request_buffering off
 
     @property
     def base(self) -> str:
@@ -186,10 +189,22 @@ def gateway(
     }
     if redis_url:
         env["VX11_REDIS_URL"] = redis_url
+    metrics_port = free_port()
+    env["VX11_METRICS_BIND"] = f"127.0.0.1:{metrics_port}"
     env.update(extra or {})
-    port = free_port()
-    app = "vx11site.asgi:application"
-    return _gunicorn(name, app, "gunicorn.conf.py", port, workers, workdir, env)
+    return _with_metrics(
+        _gunicorn(name, "vx11site.asgi:application", "gunicorn.conf.py", free_port(), workers,
+                  workdir, env),
+        metrics_port if env.get("VX11_METRICS_ENABLED") != "false" else None,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _with_metrics(
+    running: contextlib.AbstractContextManager[Service], metrics_port: int | None
+) -> Iterator[Service]:
+    with running as service:
+        yield dataclasses.replace(service, metrics_port=metrics_port)
 
 
 def reference(
@@ -201,10 +216,13 @@ def reference(
     return _gunicorn("reference", "bench.fastapi_ref.app:app", conf, port, workers, workdir, env)
 
 
-def _nginx_conf(workdir: Path, port: int, upstream_port: int, token: str, workers: int) -> Path:
+def _nginx_conf(
+    workdir: Path, port: int, streaming_port: int, upstream_port: int, token: str, workers: int
+) -> Path:
     text = (BENCH / "nginx.conf.template").read_text()
     values = {"WORKDIR": str(workdir), "PORT": str(port), "UPSTREAM_PORT": str(upstream_port),
-              "TOKEN": token, "WORKERS": str(workers)}  # fmt: skip
+              "TOKEN": token, "WORKERS": str(workers),
+              "STREAMING_PORT": str(streaming_port)}  # fmt: skip
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     if "{{" in text:
@@ -227,13 +245,13 @@ def nginx(upstream_port: int, token: str, workers: int, workdir: Path) -> Iterat
     # Run as root, nginx's workers become `nobody`: they must reach the cache and temp folders.
     for folder in (workdir, home):
         folder.chmod(0o755)
-    port = free_port()
-    conf = _nginx_conf(home, port, upstream_port, token, workers)
+    port, streaming_port = free_port(), free_port()
+    conf = _nginx_conf(home, port, streaming_port, upstream_port, token, workers)
     args = [program, "-p", str(home), "-c", str(conf), "-e", str(home / "error.log"),
             "-g", "daemon off;"]  # fmt: skip
     url = f"http://127.0.0.1:{port}/__ping"
     with _running("nginx", args, env=base_env(), port=port, ready=url, workdir=workdir) as svc:
-        yield svc
+        yield dataclasses.replace(svc, streaming_port=streaming_port)
 
 
 def program_version(args: list[str]) -> str:

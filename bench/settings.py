@@ -17,7 +17,7 @@ class Settings:
     rounds: int
     duration: float
     connections: tuple[int, ...]
-    overload_connections: int
+    overload_connections: tuple[int, ...]
     overload_duration: float
     warmup: float
     download_bytes: int
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         rounds=max(1, args.rounds),
         duration=args.duration,
         connections=(1, 32),
-        overload_connections=256,
+        overload_connections=(256, 1024),
         overload_duration=max(args.duration + 2, 6.0),
         warmup=1.0,
         download_bytes=args.download_mib * MIB,

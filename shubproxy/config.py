@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -246,7 +247,7 @@ class GatewayConfig:
     entryguard: EntryGuardConfig = EntryGuardConfig()
     # Proxied requests a worker serves at once (from admission to their last byte); more are
     # refused with 503 at once. 0: no limit.
-    max_inflight: int = 200
+    max_inflight: int = 1024
     # Host header values served (DJANGO_ALLOWED_HOSTS): Django checks them on the site, the
     # proxy handler on /shub/.
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
@@ -618,6 +619,30 @@ def _client(env: Mapping[str, str]) -> ClientLimits:
     )
 
 
+MIGRATE_REQUESTS = Path("/proc/sys/net/ipv4/tcp_migrate_req")
+
+
+def listen_per_worker(env: Mapping[str, str]) -> bool:
+    """``VX11_LISTEN_PER_WORKER``: ``auto`` (the default) is on when the kernel hands the
+    connections waiting on a closing listener to the others (``net.ipv4.tcp_migrate_req=1``,
+    Linux 5.14+): only then does a worker that stops (a reload, a restart) lose none. ``on``
+    insists, and stops start-up when the kernel cannot; ``off``: one socket for all workers."""
+    name = "VX11_LISTEN_PER_WORKER"
+    choice = parse_choice(env, name, ("auto", "on", "off"), "auto")
+    if choice == "off":
+        return False
+    try:
+        migrates = MIGRATE_REQUESTS.read_text().strip() == "1"
+    except OSError:
+        migrates = False
+    if choice == "on" and not migrates:
+        raise ConfigError(
+            f"{name}=on needs net.ipv4.tcp_migrate_req=1 (sysctl; Linux 5.14+): without it a "
+            "stopping worker resets the connections waiting on its socket"
+        )
+    return migrates
+
+
 def usable_cores() -> int:
     """CPUs this process may run on (a container's cpuset), not every core of the host."""
     try:
@@ -782,7 +807,9 @@ def load_config(env: Mapping[str, str]) -> GatewayConfig:
         breaker=_breaker(env),
         retry=_retry(env),
         entryguard=_entryguard(env),
-        max_inflight=parse_non_negative_int(env, "VX11_MAX_INFLIGHT", 2 * max_connections),
+        # Envoy's default max_requests: 1,024 clients at once cost a worker some memory, not
+        # errors; past the pool, the pool wait (VX11_UPSTREAM_POOL_TIMEOUT) sheds the excess.
+        max_inflight=parse_non_negative_int(env, "VX11_MAX_INFLIGHT", 1024),
         allowed_hosts=parse_list(env, "DJANGO_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
         debug=parse_bool(env, "DJANGO_DEBUG", False),
     )

@@ -147,8 +147,8 @@ def test_the_longest_open_period_cannot_be_shorter_than_the_first():
         load_config({"VX11_BREAKER_MIN_OPEN": "30", "VX11_BREAKER_MAX_OPEN": "10"})
 
 
-def test_the_in_flight_cap_follows_the_pool_unless_set():
-    assert load_config({"VX11_UPSTREAM_MAX_CONNECTIONS": "8"}).max_inflight == 16
+def test_the_in_flight_cap_is_envoys_unless_set():
+    assert load_config({"VX11_UPSTREAM_MAX_CONNECTIONS": "8"}).max_inflight == 1024
     assert load_config({"VX11_MAX_INFLIGHT": "0"}).max_inflight == 0
 
 

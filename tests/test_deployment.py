@@ -9,6 +9,7 @@ for real."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import runpy
 import secrets
@@ -26,6 +27,7 @@ import pytest
 from django.utils.module_loading import import_string
 from uvicorn_worker import UvicornWorker
 
+from shubproxy.config import listen_per_worker
 from tests import servers
 from tests.variables import env_example
 
@@ -275,13 +277,28 @@ def refuses_connections(port: int, within: float = 10) -> bool:
     return False
 
 
+MIGRATES = listen_per_worker({})  # the kernel hands a closing listener's connections over
+
+
+@pytest.fixture(params=["off", "on"])
+def listening(request) -> str:
+    """One socket shared by the workers, or one each beside it (VX11_LISTEN_PER_WORKER)."""
+    if request.param == "on" and not MIGRATES:
+        pytest.skip(
+            "net.ipv4.tcp_migrate_req is not 1: the per-worker listeners stay off here "
+            "(`make test` sets it when run as root)"
+        )
+    return str(request.param)
+
+
 def test_sigterm_lets_an_in_flight_stream_finish_and_refuses_new_connections(
-    standin, tmp_path, token
+    standin, tmp_path, token, listening
 ):
     gate = f"drain-{uuid.uuid4().hex}"
     expected = b"".join(f"{i:06d}".ljust(16, ".").encode() for i in range(3))
+    env = {"VX11_LISTEN_PER_WORKER": listening}
     with (
-        servers.gunicorn_gateway(standin.url, tmp_path, workers=2) as gw,
+        servers.gunicorn_gateway(standin.url, tmp_path, workers=2, **env) as gw,
         httpx.Client(base_url=gw.url, timeout=20) as client,
         httpx.Client(base_url=standin.url, timeout=10) as upstream,
         client.stream("GET", f"/shub/stream?chunks=3&size=16&gate={gate}", headers=token) as r,
@@ -301,8 +318,9 @@ def test_sigterm_lets_an_in_flight_stream_finish_and_refuses_new_connections(
         assert time.monotonic() - started < GUNICORN["graceful_timeout"]
 
 
-def test_sighup_replaces_the_workers_without_failing_a_request(standin, tmp_path, token):
-    with servers.gunicorn_gateway(standin.url, tmp_path, workers=2) as gw:
+def test_sighup_replaces_the_workers_without_failing_a_request(standin, tmp_path, token, listening):
+    env = {"VX11_LISTEN_PER_WORKER": listening}
+    with servers.gunicorn_gateway(standin.url, tmp_path, workers=2, **env) as gw:
         old = set(servers.children(gw.process.pid))
         assert len(old) == 2
         outcomes: list[int | str] = []
@@ -362,3 +380,44 @@ def wait_for(condition: Callable[[], bool], within: float = 20) -> None:
     deadline = time.monotonic() + within
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def listeners_and_split(port: int, workers: list[int]) -> tuple[int, list[int]]:
+    """How many sockets listen on ``port``, and each worker's established connections on it."""
+    listening, established = 0, set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening += fields[3] == "0A"
+                if fields[3] == "01":
+                    established.add(fields[9])
+    split = []
+    for pid in workers:
+        fds = Path(f"/proc/{pid}/fd")
+        sockets = {os.readlink(fd)[8:-1] for fd in fds.iterdir() if "socket:" in os.readlink(fd)}
+        split.append(len(sockets & established))
+    return listening, split
+
+
+def test_with_a_listener_each_the_workers_share_the_connections(standin, tmp_path, token):
+    if not MIGRATES:
+        pytest.skip("net.ipv4.tcp_migrate_req is not 1 (`make test` sets it when run as root)")
+    with servers.gunicorn_gateway(standin.url, tmp_path, workers=2) as gw:  # auto: on here
+        servers.wait_for_workers(gw)
+        port = int(gw.url.rsplit(":", 1)[1])
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        try:
+            request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            for connection in connections:  # each answered, so each was accepted
+                connection.sendall(request)
+                assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+            listening, split = listeners_and_split(port, servers.children(gw.process.pid))
+        finally:
+            for connection in connections:
+                connection.close()
+    assert listening == 2  # one socket each
+    assert sum(split) == 64
+    # The kernel spreads them by a hash of each connection: about half to each (32 ± 4), not
+    # 64/0 as one shared socket can.
+    assert min(split) >= 16, split

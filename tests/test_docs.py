@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shubproxy.config import load_config, production_problems
+from shubproxy.config import listen_per_worker, load_config, production_problems
 from tests import servers
 from tests.variables import (
     env_example,
@@ -208,6 +208,12 @@ def code_defaults() -> dict[str, str]:
         "VX11_CLIENT_BODY_MIN_RATE": lambda: config.client.body_min_rate,
         "VX11_MAX_CONNECTIONS_PER_WORKER": lambda: config.client.max_connections,
         "VX11_HTTP_PARSER": lambda: config.client.http_parser,
+        # gunicorn.conf.py reads it (reuse_port): unset, it is what "auto" gives.
+        "VX11_LISTEN_PER_WORKER": lambda: (
+            "auto"
+            if listen_per_worker({}) == listen_per_worker({"VX11_LISTEN_PER_WORKER": "auto"})
+            else listen_per_worker({})
+        ),
         "VX11_RATE_LIMIT_ENABLED": lambda: config.rate_limit.enabled,
         "VX11_RATE_LIMIT_TOKEN": lambda: rate(config.rate_limit.token),
         "VX11_RATE_LIMIT_IP": lambda: rate(config.rate_limit.ip),

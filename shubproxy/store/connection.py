@@ -28,6 +28,7 @@ from redis.asyncio.connection import (
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 from ..config import RedisConfig
 from .errors import ERRORS, translated
@@ -194,10 +195,14 @@ class RedisConnections:
                 await sentinel.aclose()
 
 
-# Every connection's handshake kept to one round trip at most (AUTH, with SELECT): RESP2, since
-# redis-py's RESP3 adds HELLO and CLIENT MAINT_NOTIFICATIONS, and no CLIENT SETINFO. Those are
-# commands an ACL user would need granting, which Redis 7.0 does not even know.
-HANDSHAKE: dict[str, Any] = {"protocol": 2, "driver_info": None}
+# Every connection's handshake kept to one round trip (HELLO, with AUTH): no CLIENT SETINFO and
+# no CLIENT MAINT_NOTIFICATIONS, commands an ACL user would need granting, which Redis 7.0 does
+# not even know. (RESP3's HELLO stays: over TLS its answer is also what reads the server's
+# session tickets before the pool checks that a new connection holds no stray data.)
+HANDSHAKE: dict[str, Any] = {
+    "driver_info": None,
+    "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+}
 # No retry inside a call: a command is never sent twice (after a timeout it may have run, and a
 # lease, a breaker trip or an acknowledgement would count twice). A pooled connection Redis
 # closed (a restart) costs nothing: the pool sees its end before use, and connects anew.
